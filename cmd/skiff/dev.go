@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// devLayout is what `skiff dev` remembers in <data-dir>/dev.json so a restart reuses the
+// same addresses: Raft peers are identified by them.
+type devLayout struct {
+	Masters []devMaster `json:"masters"`
+}
+
+type devMaster struct {
+	Name     string `json:"name"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+}
+
+func runDev(args []string) error {
+	fs := flag.NewFlagSet("skiff dev", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "skiff-dev", "directory for every process's state and logs")
+	masters := fs.Int("masters", 3, "number of masters (odd: 1, 3 or 5)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: skiff dev [flags]
+
+Runs a local highly available cluster in the foreground: each master is a separate
+process on loopback, supervised (a master that dies is restarted, with a log line saying
+so). State and logs live under --data-dir; running it again resumes that cluster.
+Ctrl-C stops everything.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *masters < 1 || *masters%2 == 0 {
+		return fmt.Errorf("--masters must be odd (1, 3, 5…), got %d", *masters)
+	}
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	layout, err := loadOrCreateLayout(dir, *masters)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var peers []string
+	for _, m := range layout.Masters {
+		peers = append(peers, m.Name+"="+m.RaftAddr)
+	}
+	var wg sync.WaitGroup
+	for _, m := range layout.Masters {
+		args := []string{"master", "--name", m.Name, "--data-dir", filepath.Join(dir, m.Name),
+			"--raft-addr", m.RaftAddr, "--http-addr", m.HTTPAddr, "--peers", strings.Join(peers, ",")}
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			supervise(ctx, name, exe, args, filepath.Join(dir, name, "master.log"))
+		}(m.Name)
+	}
+	if err := waitReady(ctx, layout); err == nil {
+		printDevBanner(dir, layout)
+	}
+	<-ctx.Done()
+	fmt.Println("skiff dev: stopping every process…")
+	wg.Wait()
+	fmt.Println("skiff dev: stopped")
+	return nil
+}
+
+func loadOrCreateLayout(dir string, masters int) (*devLayout, error) {
+	path := filepath.Join(dir, "dev.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var l devLayout
+		if err := json.Unmarshal(b, &l); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if len(l.Masters) != masters {
+			return nil, fmt.Errorf("%s holds a cluster of %d masters; use another --data-dir for %d", dir, len(l.Masters), masters)
+		}
+		return &l, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l := &devLayout{}
+	for i := 1; i <= masters; i++ {
+		raftAddr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		httpAddr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		l.Masters = append(l.Masters, devMaster{Name: fmt.Sprintf("m%d", i), RaftAddr: raftAddr, HTTPAddr: httpAddr})
+	}
+	b, _ := json.MarshalIndent(l, "", "  ")
+	return l, os.WriteFile(path, b, 0o644)
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// supervise runs one child until ctx ends, restarting it whenever it exits on its own.
+func supervise(ctx context.Context, name, exe string, args []string, logPath string) {
+	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
+	for attempt := 0; ; attempt++ {
+		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "skiff dev: %s: %v\n", name, err)
+			return
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(os.Stderr, "skiff dev: starting %s: %v\n", name, err)
+			logf.Close()
+			return
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			logf.Close()
+			delay := time.Second
+			if time.Since(start) > 30*time.Second {
+				delay = 200 * time.Millisecond
+			}
+			fmt.Printf("skiff dev: %s exited (%v); restarting it in %s (log: %s)\n", name, exitText(err), delay, logPath)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+			logf.Close()
+			return
+		}
+	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+func waitReady(ctx context.Context, l *devLayout) error {
+	client := &http.Client{Timeout: 3 * time.Second}
+	for {
+		for _, m := range l.Masters {
+			resp, err := client.Get("http://" + m.HTTPAddr + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func printDevBanner(dir string, l *devLayout) {
+	var servers []string
+	fmt.Printf("\nskiff dev: cluster of %d masters is ready (state and logs in %s)\n", len(l.Masters), dir)
+	for _, m := range l.Masters {
+		fmt.Printf("  %s  api http://%s  raft %s  log %s\n", m.Name, m.HTTPAddr, m.RaftAddr, filepath.Join(dir, m.Name, "master.log"))
+		servers = append(servers, "http://"+m.HTTPAddr)
+	}
+	fmt.Printf(`
+Try:
+  skiff status --servers %s
+  curl -X PUT --data hello http://%s/skiff/v1/kv/greeting
+  curl http://%s/skiff/v1/kv/greeting
+  kill -9 <pid of the leader>   # the supervisor restarts it; writes keep working
+
+Ctrl-C stops the cluster; running 'skiff dev --data-dir %s' again resumes it.
+`, strings.Join(servers, ","), l.Masters[0].HTTPAddr, l.Masters[len(l.Masters)-1].HTTPAddr, dir)
+}

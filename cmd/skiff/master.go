@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"skiff/master"
+	"skiff/raft"
+)
+
+func runMaster(args []string) error {
+	fs := flag.NewFlagSet("skiff master", flag.ContinueOnError)
+	host, _ := os.Hostname()
+	name := fs.String("name", host, "this master's stable ID; keep it across restarts and address changes")
+	dataDir := fs.String("data-dir", "/var/lib/skiff", "where the Raft log, snapshots and keys live")
+	raftAddr := fs.String("raft-addr", "127.0.0.1:7400", "listen address for Raft and master-to-master RPC")
+	raftAdvertise := fs.String("raft-advertise", "", "address other masters dial (default: --raft-addr)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:7480", "listen address for the API")
+	peers := fs.String("peers", "", "founding masters for the first start, as id=host:port,… (all founders pass the same list)")
+	join := fs.String("join", "", "Raft address of any running master, to join an existing cluster")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: skiff master [flags]
+
+Runs one master. The first start of a cluster passes --peers with every founding master
+(each founder the same list) or nothing for a single-master cluster; later masters pass
+--join with any member's Raft address. A restart with an existing --data-dir ignores both
+and resumes from disk.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger, err := newLogger(*logLevel, "master", *name)
+	if err != nil {
+		return err
+	}
+	founders, err := parsePeers(*peers)
+	if err != nil {
+		return err
+	}
+	if len(founders) > 0 && *join != "" {
+		return errors.New("--peers and --join are exclusive: found a cluster or join one")
+	}
+	raftLog, err := os.OpenFile(filepath.Join(mustMkdir(*dataDir), "raft.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer raftLog.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := master.Start(ctx, master.Config{
+		Raft: raft.Config{
+			ID: *name, DataDir: *dataDir, BindAddr: *raftAddr, AdvertiseAddr: *raftAdvertise,
+			LogOutput: raftLog,
+		},
+		HTTPAddr: *httpAddr,
+		Peers:    founders,
+		Join:     *join,
+		Logger:   logger,
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return m.Shutdown(sctx)
+}
+
+func parsePeers(s string) ([]raft.Peer, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []raft.Peer
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=host:port", part)
+		}
+		out = append(out, raft.Peer{ID: id, Address: addr, Voter: true})
+	}
+	return out, nil
+}
+
+func mustMkdir(dir string) string {
+	_ = os.MkdirAll(dir, 0o700)
+	return dir
+}
+
+func newLogger(level, role, name string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})
+	return slog.New(h).With("role", role, "name", name), nil
+}

@@ -1,0 +1,108 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"skiff/fsm"
+)
+
+// Propose commits t through Raft and returns what the FSM made of it. It may be called on
+// any node: a follower forwards the encoded entry to the leader and returns the leader's
+// result. It blocks until the entry is applied, it is known not to have been applied
+// (ErrNoLeader, ErrShutdown, ctx ended before sending), or its outcome became unknown
+// (ErrUnknownOutcome). Business failures (conflict, not found) are in the result, not err.
+//
+// Concurrent proposals share fsyncs: the leader drains every queued entry into one log
+// write (hashicorp/raft's BatchApplyCh), so many callers cost one disk flush.
+func (n *Node) Propose(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := n.proposeEntry(ctx, fsm.EncodeTxn(t))
+	if err != nil {
+		return nil, err
+	}
+	res, ok := out.(*fsm.TxnResult)
+	if !ok {
+		return nil, fmt.Errorf("unexpected apply result %T", out)
+	}
+	return res, nil
+}
+
+// proposeEntry commits an already-encoded entry from any node.
+func (n *Node) proposeEntry(ctx context.Context, entry []byte) (any, error) {
+	for {
+		if n.IsLeader() {
+			res, err := n.applyLocal(entry)
+			if !errors.Is(err, ErrNotLeader) {
+				return res, err
+			}
+		}
+		_, addr, err := n.waitLeader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if addr == n.Addr() {
+			// Raft still names us leader but we just refused; let it settle.
+			if err := n.pause(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		reply, err := n.rpc.call(ctx, addr, rpcPropose, 0, entry)
+		switch {
+		case err == nil:
+			return fsm.DecodeTxnResult(reply)
+		case errors.Is(err, ErrNotLeader), errors.Is(err, errSendFailed):
+			// Not applied: the old leader refused, or the request never left. Try again.
+			if err := n.pause(ctx); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, ErrNoLeader), errors.Is(err, ErrUnknownOutcome):
+			return nil, err
+		default:
+			// The request was sent and the reply lost: the leader may have applied it.
+			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+		}
+	}
+}
+
+// pause waits a little between retries, or returns why it cannot.
+func (n *Node) pause(ctx context.Context) error {
+	t := time.NewTimer(10 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+	case <-n.ctx.Done():
+		return ErrShutdown
+	}
+}
+
+// applyLocal appends entry on this node, which must be the leader, and waits for the FSM.
+func (n *Node) applyLocal(entry []byte) (any, error) {
+	f := n.raft.Apply(entry, 0)
+	if err := f.Error(); err != nil {
+		return nil, translate(err)
+	}
+	return f.Response(), nil
+}
+
+// translate maps hashicorp/raft's errors onto this package's sentinels.
+func translate(err error) error {
+	switch {
+	case errors.Is(err, hraft.ErrNotLeader):
+		return ErrNotLeader
+	case errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, hraft.ErrRaftShutdown):
+		return ErrShutdown
+	}
+	return err
+}

@@ -1,0 +1,5 @@
+package bench
+
+import "runtime"
+
+func goarch() string { return runtime.GOARCH }
