@@ -50,8 +50,13 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m := &Master{cfg: cfg, node: node, log: cfg.Logger}
+	hasState, err := node.HasState()
+	if err != nil {
+		node.Shutdown()
+		return nil, err
+	}
 	switch {
-	case node.HasState():
+	case hasState:
 		m.log.Info("restarting from existing state", "data_dir", cfg.Raft.DataDir)
 	case cfg.Join != "":
 		m.log.Info("joining cluster", "through", cfg.Join)

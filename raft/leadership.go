@@ -67,9 +67,23 @@ func (l *leadership) gain() {
 	l.lose() // a gain without an observed loss still ends the previous term's routines
 	r := l.n.raft
 	term := r.CurrentTerm()
-	if err := r.Barrier(0).Error(); err != nil {
-		l.n.cfg.Logger.Warn("leadership barrier failed; waiting for the next change", "error", err)
-		return
+	// A barrier can be refused while this node still leads the same term (a leadership
+	// transfer that then times out); without a retry the node would lead without ever
+	// becoming ready, so retry for as long as the term lasts.
+	for {
+		err := l.n.await(r.Barrier(0))
+		if err == nil {
+			break
+		}
+		l.n.cfg.Logger.Warn("leadership barrier failed", "term", term, "error", err)
+		select {
+		case <-l.stopCh:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if !l.n.IsLeader() || r.CurrentTerm() != term {
+			return
+		}
 	}
 	if !l.n.IsLeader() || r.CurrentTerm() != term {
 		return
@@ -114,8 +128,9 @@ func (l *leadership) lose() {
 func (l *leadership) register(name string, fn LeaderRoutine) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	_, replaced := l.routines[name]
 	l.routines[name] = fn
-	if l.cancel != nil {
+	if l.cancel != nil && !replaced {
 		ctx, cancel := context.WithCancel(l.n.ctx)
 		prev := l.cancel
 		l.cancel = func() { prev(); cancel() }

@@ -40,7 +40,13 @@ type muxLayer struct {
 	raftConns chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup
+	// wg tracks the accept loop and every routed connection's goroutine.
+	wg sync.WaitGroup
+
+	// accepted holds the RPC connections this layer accepted, so Close can end them: a
+	// handler must not outlive its node and answer for it.
+	mu       sync.Mutex
+	accepted map[net.Conn]struct{}
 }
 
 func newMuxLayer(ln net.Listener, advertise net.Addr, faults *Faults, wrap ConnWrapper) *muxLayer {
@@ -51,6 +57,7 @@ func newMuxLayer(ln net.Listener, advertise net.Addr, faults *Faults, wrap ConnW
 		ln: ln, advertise: advertise, faults: faults, wrap: wrap,
 		raftConns: make(chan net.Conn, 16),
 		closed:    make(chan struct{}),
+		accepted:  map[net.Conn]struct{}{},
 	}
 }
 
@@ -71,9 +78,34 @@ func (m *muxLayer) serve(rpc func(net.Conn)) {
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
-			go m.route(c)
+			if !m.track(c) {
+				c.Close()
+				return
+			}
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.route(c)
+			}()
 		}
 	}()
+}
+
+// track records an accepted connection; false once the layer is closed.
+func (m *muxLayer) track(c net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.accepted == nil {
+		return false
+	}
+	m.accepted[c] = struct{}{}
+	return true
+}
+
+func (m *muxLayer) untrack(c net.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.accepted, c)
 }
 
 func (m *muxLayer) route(c net.Conn) {
@@ -91,6 +123,8 @@ func (m *muxLayer) route(c net.Conn) {
 	}
 	switch kind {
 	case connRaft:
+		// Raft owns its connections from here on; hashicorp's transport closes them.
+		m.untrack(c)
 		select {
 		case m.raftConns <- wc:
 		case <-m.closed:
@@ -98,8 +132,10 @@ func (m *muxLayer) route(c net.Conn) {
 		}
 	case connRPC:
 		m.rpc(wc)
+		m.untrack(c)
 	default:
 		wc.Close()
+		m.untrack(c)
 	}
 }
 
@@ -119,6 +155,21 @@ func (m *muxLayer) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.closed)
 		err = m.ln.Close()
+		m.mu.Lock()
+		for c := range m.accepted {
+			c.Close()
+		}
+		m.accepted = nil
+		m.mu.Unlock()
+		// Raft connections accepted but never taken by the transport.
+		for {
+			select {
+			case c := <-m.raftConns:
+				c.Close()
+			default:
+				return
+			}
+		}
 	})
 	return err
 }

@@ -97,7 +97,6 @@ func (n *Node) open() error {
 	n.rpc = newRPCClient(func(addr string) (net.Conn, error) {
 		return n.mux.dial(connRPC, addr, 5*time.Second)
 	})
-	n.mux.serve(func(c net.Conn) { serveRPC(n.ctx, c, n.handleRPC) })
 	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream:  n.mux,
 		MaxPool: 4,
@@ -125,6 +124,8 @@ func (n *Node) open() error {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	n.leadership = newLeadership(n, notify)
+	// Only now can requests be answered: handlers need the Raft instance.
+	n.mux.serve(func(c net.Conn) { serveRPC(n.ctx, c, n.handleRPC) })
 	return nil
 }
 
@@ -154,15 +155,18 @@ func (n *Node) FSM() *fsm.FSM { return n.fsm }
 func (n *Node) Faults() *Faults { return n.cfg.Faults }
 
 // HasState reports whether the data dir holds an existing Raft state (log or snapshot).
-func (n *Node) HasState() bool {
-	has, err := hraft.HasExistingState(n.logs, n.bolt, n.snaps)
-	return err != nil || has
+func (n *Node) HasState() (bool, error) {
+	return hraft.HasExistingState(n.logs, n.bolt, n.snaps)
 }
 
 // Bootstrap forms a new cluster of peers (which must include this node). Every founding
 // member may call it with the same list; it is a no-op on a node that already has state.
 func (n *Node) Bootstrap(peers []Peer) error {
-	if n.HasState() {
+	has, err := n.HasState()
+	if err != nil {
+		return fmt.Errorf("reading existing raft state: %w", err)
+	}
+	if has {
 		return nil
 	}
 	conf := hraft.Configuration{}
@@ -178,7 +182,7 @@ func (n *Node) Bootstrap(peers []Peer) error {
 			ID: hraft.ServerID(n.cfg.ID), Address: hraft.ServerAddress(n.Addr()), Suffrage: hraft.Voter,
 		})
 	}
-	err := n.raft.BootstrapCluster(conf).Error()
+	err = n.raft.BootstrapCluster(conf).Error()
 	if errors.Is(err, hraft.ErrCantBootstrap) {
 		return nil
 	}

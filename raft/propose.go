@@ -86,20 +86,41 @@ func (n *Node) pause(ctx context.Context) error {
 }
 
 // applyLocal appends entry on this node, which must be the leader, and waits for the FSM.
+// A shutdown while waiting is an unknown outcome: hashicorp/raft answers entries it had
+// already committed with ErrRaftShutdown, and leaves queued ones unanswered.
 func (n *Node) applyLocal(entry []byte) (any, error) {
 	f := n.raft.Apply(entry, 0)
-	if err := f.Error(); err != nil {
-		return nil, translate(err)
+	if err := n.await(f); err != nil {
+		if errors.Is(err, ErrShutdown) {
+			return nil, fmt.Errorf("%w: node shut down while the entry was in flight", ErrUnknownOutcome)
+		}
+		return nil, err
 	}
 	return f.Response(), nil
+}
+
+// await waits for a Raft future, or for the node to shut down: futures queued when Raft
+// stops are never answered, so waiting on them alone could block forever.
+func (n *Node) await(f hraft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return translate(err)
+	case <-n.ctx.Done():
+		return ErrShutdown
+	}
 }
 
 // translate maps hashicorp/raft's errors onto this package's sentinels.
 func translate(err error) error {
 	switch {
-	case errors.Is(err, hraft.ErrNotLeader):
+	case err == nil:
+		return nil
+	case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+		// Refused before it entered the log: safe to retry.
 		return ErrNotLeader
-	case errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, hraft.ErrLeadershipLost):
 		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	case errors.Is(err, hraft.ErrRaftShutdown):
 		return ErrShutdown

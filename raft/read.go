@@ -31,14 +31,17 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 			continue
 		}
 		reply, err := n.rpc.call(ctx, addr, rpcReadIndex, 0, nil)
-		if errors.Is(err, ErrNotLeader) || errors.Is(err, errSendFailed) {
-			if err := n.pause(ctx); err != nil {
+		if err != nil {
+			// Asking for a read index changes nothing, so any failure is worth another
+			// try (a stale pooled connection, a leader that just stepped down) until the
+			// caller's deadline or the leader wait runs out.
+			if errors.Is(err, ErrNoLeader) {
 				return 0, err
 			}
+			if perr := n.pause(ctx); perr != nil {
+				return 0, fmt.Errorf("%w (last error: %v)", perr, err)
+			}
 			continue
-		}
-		if err != nil {
-			return 0, err
 		}
 		idx, k := binary.Uvarint(reply)
 		if k <= 0 {
@@ -56,8 +59,8 @@ func (n *Node) localReadIndex(ctx context.Context) (uint64, error) {
 	if err := n.leadership.waitReady(ctx); err != nil {
 		return 0, err
 	}
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, translate(err)
+	if err := n.await(n.raft.VerifyLeader()); err != nil {
+		return 0, err
 	}
 	return n.fsm.Revision(), nil
 }

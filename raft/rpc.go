@@ -114,8 +114,9 @@ type rpcClient struct {
 	dial    func(addr string) (net.Conn, error)
 	maxIdle int
 
-	mu   sync.Mutex
-	idle map[string][]*rpcConn
+	mu     sync.Mutex
+	idle   map[string][]*rpcConn
+	closed bool
 }
 
 type rpcConn struct {
@@ -147,7 +148,7 @@ func (p *rpcClient) get(addr string) (*rpcConn, error) {
 func (p *rpcClient) put(addr string, c *rpcConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.idle[addr]) >= p.maxIdle {
+	if p.closed || len(p.idle[addr]) >= p.maxIdle {
 		c.c.Close()
 		return
 	}
@@ -164,6 +165,7 @@ func (p *rpcClient) closeAll() {
 		}
 	}
 	p.idle = map[string][]*rpcConn{}
+	p.closed = true
 }
 
 // errSendFailed wraps failures before the request was fully written: the peer cannot have
@@ -183,20 +185,25 @@ func (p *rpcClient) call(ctx context.Context, addr string, m rpcMethod, hops byt
 		_ = c.c.SetDeadline(time.Time{})
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Now()) })
-	defer stop()
 	if err := writeFrame(c.w, []byte{byte(m), hops}, payload); err != nil {
+		stop()
 		c.c.Close()
 		return nil, fmt.Errorf("%w: %v", errSendFailed, err)
 	}
 	head, reply, err := readFrame(c.r, 1)
-	if err != nil {
+	// Only a connection whose deadline callback can no longer fire goes back to the pool;
+	// otherwise a late callback could cut the next call on it.
+	if !stop() || err != nil {
 		c.c.Close()
+	} else {
+		p.put(addr, c)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("rpc to %s: %w", addr, err)
 	}
-	p.put(addr, c)
 	if head[0] == statusOK {
 		return reply, nil
 	}

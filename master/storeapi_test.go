@@ -1,0 +1,88 @@
+package master
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"skiff/raft"
+)
+
+// startSingle runs a one-master cluster on loopback with a real Raft node on disk.
+func startSingle(t *testing.T) *Master {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := Start(context.Background(), Config{
+		Raft:     raft.Config{ID: "m1", DataDir: filepath.Join(dir, "m1"), BindAddr: "127.0.0.1:0"},
+		HTTPAddr: "127.0.0.1:0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	deadline := time.Now().Add(30 * time.Second)
+	for !m.Node().LeaderRoutinesRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("single master did not become leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return m
+}
+
+func do(t *testing.T, method, url, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestStoreAPI(t *testing.T) {
+	m := startSingle(t)
+	base := "http://" + m.HTTPAddr()
+	steps := []struct {
+		method, path, body string
+		want               int
+		wantBody           string
+	}{
+		{"GET", "/healthz", "", 200, "ok"},
+		{"GET", "/readyz", "", 200, "ok"},
+		{"GET", "/skiff/v1/kv/a", "", 404, ""},
+		{"PUT", "/skiff/v1/kv/a?revision=0", "one", 204, ""},
+		{"PUT", "/skiff/v1/kv/a?revision=0", "again", 409, ""},
+		{"GET", "/skiff/v1/kv/a", "", 200, "one"},
+		{"PUT", "/skiff/v1/kv/a?revision=1", "stale", 409, ""},
+		{"PUT", "/skiff/v1/kv/a?revision=x", "bad", 400, ""},
+		{"PUT", "/skiff/v1/kv/b?revision=5", "absent", 404, ""},
+		{"PUT", "/skiff/v1/kv/a", "two", 204, ""},
+		{"GET", "/skiff/v1/kv/a?stale=true", "", 200, "two"},
+		{"PUT", "/skiff/v1/kv/big", strings.Repeat("x", maxDebugValue+1), 413, ""},
+		{"GET", "/skiff/v1/kv/big", "", 404, ""},
+		{"POST", "/skiff/v1/raft/remove-peer", "", 400, ""},
+	}
+	for _, s := range steps {
+		code, body, _ := do(t, s.method, base+s.path, s.body)
+		if code != s.want || (s.wantBody != "" && body != s.wantBody) {
+			t.Fatalf("%s %s: got %d %q, want %d %q", s.method, s.path, code, body, s.want, s.wantBody)
+		}
+	}
+	// A conditional update with the revision just read succeeds.
+	_, _, h := do(t, "GET", base+"/skiff/v1/kv/a", "")
+	rev := h.Get("X-Skiff-Mod-Revision")
+	if code, body, _ := do(t, "PUT", base+"/skiff/v1/kv/a?revision="+rev, "three"); code != 204 {
+		t.Fatalf("conditional update at %s: %d %s", rev, code, body)
+	}
+	code, body, _ := do(t, "GET", base+"/skiff/v1/raft", "")
+	if code != 200 || !strings.Contains(body, `"State":"Leader"`) {
+		t.Fatalf("raft status: %d %s", code, body)
+	}
+}
