@@ -1,6 +1,9 @@
 package fsm
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // MessageType is the first byte of every Raft entry. Numbers are never reused: a retired
 // type keeps its number reserved forever so old logs still replay.
@@ -15,6 +18,9 @@ const (
 	TxnType MessageType = 1
 	// NoopType changes nothing; it is used to commit an entry in the current term.
 	NoopType MessageType = 2 | IgnoreUnknownFlag
+	// BatchType carries several independent Txns that touch disjoint keys, so one log
+	// entry (one replication round, one fsync) carries many writers' transactions.
+	BatchType MessageType = 3
 )
 
 // OpKind is what one operation of a transaction does.
@@ -159,6 +165,57 @@ func DecodeTxn(payload []byte) (*Txn, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// EncodeBatch packs entries made by EncodeTxn into one BatchType entry. The transactions
+// must touch disjoint keys: they share the entry's index as their revision.
+func EncodeBatch(txnEntries [][]byte) []byte {
+	size := 1 + binary.MaxVarintLen64
+	for _, e := range txnEntries {
+		size += len(e) + binary.MaxVarintLen64
+	}
+	e := encoder{buf: make([]byte, 0, size)}
+	e.byte(byte(BatchType))
+	e.uvarint(uint64(len(txnEntries)))
+	for _, t := range txnEntries {
+		if len(t) == 0 || MessageType(t[0]) != TxnType {
+			panic("fsm: EncodeBatch given something other than a txn entry")
+		}
+		e.bytes(t[1:])
+	}
+	return e.buf
+}
+
+// DecodeBatch parses the payload of a BatchType entry (without the type byte).
+func DecodeBatch(payload []byte) ([]*Txn, error) {
+	d := decoder{buf: payload}
+	n := d.count()
+	txns := make([]*Txn, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		t, err := DecodeTxn(d.bytes())
+		if err != nil {
+			return nil, fmt.Errorf("batch txn %d: %w", i, err)
+		}
+		txns = append(txns, t)
+	}
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	return txns, nil
+}
+
+// BatchResult is the outcome of a BatchType entry: one TxnResult per transaction, in order.
+type BatchResult struct {
+	Results []*TxnResult
+}
+
+// Keys lists the keys a transaction touches.
+func (t *Txn) Keys() []Key {
+	keys := make([]Key, len(t.Ops))
+	for i := range t.Ops {
+		keys[i] = t.Ops[i].Key
+	}
+	return keys
 }
 
 // EncodeNoop returns a Raft entry that changes nothing.

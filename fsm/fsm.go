@@ -96,6 +96,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	switch msg {
 	case TxnType:
 		return f.applyTxn(l.Index, payload)
+	case BatchType:
+		return f.applyBatch(l.Index, payload)
 	case NoopType:
 		return f.applyNoop(l.Index)
 	}
@@ -119,6 +121,29 @@ func (f *FSM) applyTxn(index uint64, payload []byte) *TxnResult {
 	f.setState(next)
 	f.hub.publish(events)
 	return res
+}
+
+// applyBatch applies each transaction of the entry in order, each all-or-nothing on its
+// own, and publishes the state once.
+func (f *FSM) applyBatch(index uint64, payload []byte) *BatchResult {
+	txns, err := DecodeBatch(payload)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: decoding batch at index %d: %v", index, err))
+	}
+	cur := f.state.Load()
+	out := &BatchResult{Results: make([]*TxnResult, len(txns))}
+	var events []Event
+	for i, t := range txns {
+		next, res, evs := applyTxn(cur, t, index)
+		if next != nil {
+			cur = next
+		}
+		out.Results[i] = res
+		events = append(events, evs...)
+	}
+	f.setState(&State{objects: cur.objects, fields: cur.fields, owners: cur.owners, revision: index})
+	f.hub.publish(events)
+	return out
 }
 
 func (f *FSM) applyNoop(index uint64) interface{} {

@@ -90,11 +90,11 @@ func (n *Node) handleRPC(ctx context.Context, m rpcMethod, hops byte, payload []
 		if !n.IsLeader() {
 			return nil, ErrNotLeader
 		}
-		res, err := n.applyLocal(payload)
+		res, err := n.batcher.submit(payload)
 		if err != nil {
 			return nil, err
 		}
-		return encodeApplyResult(res)
+		return fsm.EncodeTxnResult(res), nil
 	case rpcReadIndex:
 		if !n.IsLeader() {
 			return nil, ErrNotLeader
@@ -147,14 +147,6 @@ func (n *Node) peerAddress(id string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no server %q in the raft configuration", id)
-}
-
-func encodeApplyResult(res any) ([]byte, error) {
-	r, ok := res.(*fsm.TxnResult)
-	if !ok {
-		return nil, fmt.Errorf("cannot forward apply result of type %T", res)
-	}
-	return fsm.EncodeTxnResult(r), nil
 }
 
 func encodeStrings(ss ...string) []byte {

@@ -30,6 +30,7 @@ type Node struct {
 	snaps hraft.SnapshotStore
 
 	leadership *leadership
+	batcher    *batcher
 
 	ctx      context.Context // ends at Shutdown
 	cancel   context.CancelFunc
@@ -124,6 +125,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	n.leadership = newLeadership(n, notify)
+	n.batcher = newBatcher(n)
 	// Only now can requests be answered: handlers need the Raft instance.
 	n.mux.serve(func(c net.Conn) { serveRPC(n.ctx, c, n.handleRPC) })
 	return nil

@@ -22,22 +22,14 @@ func (n *Node) Propose(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult, error) 
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	out, err := n.proposeEntry(ctx, fsm.EncodeTxn(t))
-	if err != nil {
-		return nil, err
-	}
-	res, ok := out.(*fsm.TxnResult)
-	if !ok {
-		return nil, fmt.Errorf("unexpected apply result %T", out)
-	}
-	return res, nil
+	return n.proposeEntry(ctx, fsm.EncodeTxn(t))
 }
 
 // proposeEntry commits an already-encoded entry from any node.
-func (n *Node) proposeEntry(ctx context.Context, entry []byte) (any, error) {
+func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.TxnResult, error) {
 	for {
 		if n.IsLeader() {
-			res, err := n.applyLocal(entry)
+			res, err := n.batcher.submit(entry)
 			if !errors.Is(err, ErrNotLeader) {
 				return res, err
 			}
@@ -83,20 +75,6 @@ func (n *Node) pause(ctx context.Context) error {
 	case <-n.ctx.Done():
 		return ErrShutdown
 	}
-}
-
-// applyLocal appends entry on this node, which must be the leader, and waits for the FSM.
-// A shutdown while waiting is an unknown outcome: hashicorp/raft answers entries it had
-// already committed with ErrRaftShutdown, and leaves queued ones unanswered.
-func (n *Node) applyLocal(entry []byte) (any, error) {
-	f := n.raft.Apply(entry, 0)
-	if err := n.await(f); err != nil {
-		if errors.Is(err, ErrShutdown) {
-			return nil, fmt.Errorf("%w: node shut down while the entry was in flight", ErrUnknownOutcome)
-		}
-		return nil, err
-	}
-	return f.Response(), nil
 }
 
 // await waits for a Raft future, or for the node to shut down: futures queued when Raft

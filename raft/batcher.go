@@ -1,0 +1,170 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+
+	"skiff/fsm"
+)
+
+// batcher turns concurrent proposals on the leader into few log entries. It keeps at most
+// maxInFlight entries in Raft at once; proposals arriving meanwhile queue up and go out
+// together as one BatchType entry, so under load one replication round and one fsync per
+// replica carry many transactions, while a lone writer is never delayed (a slot is free).
+//
+// Transactions in one batch share the entry's index as their revision, so a batch never
+// holds two transactions touching the same key: the later one waits for the next batch.
+type batcher struct {
+	n        *Node
+	in       chan *proposal
+	slots    chan struct{}
+	maxBatch int
+	maxBytes int
+}
+
+const (
+	batchMaxInFlight = 2
+	batchMaxTxns     = 256
+	batchMaxBytes    = 4 << 20
+)
+
+// proposal is one encoded TxnType entry waiting for its result.
+type proposal struct {
+	entry []byte
+	keys  []fsm.Key
+	done  chan proposalResult
+}
+
+type proposalResult struct {
+	res *fsm.TxnResult
+	err error
+}
+
+func newBatcher(n *Node) *batcher {
+	b := &batcher{
+		n:        n,
+		in:       make(chan *proposal, 4096),
+		slots:    make(chan struct{}, batchMaxInFlight),
+		maxBatch: batchMaxTxns,
+		maxBytes: batchMaxBytes,
+	}
+	go b.run()
+	return b
+}
+
+// submit queues a txn entry and waits for its result. It is safe for concurrent use.
+func (b *batcher) submit(entry []byte) (*fsm.TxnResult, error) {
+	if len(entry) == 0 || fsm.MessageType(entry[0]) != fsm.TxnType {
+		return nil, fmt.Errorf("batcher: not a txn entry")
+	}
+	t, err := fsm.DecodeTxn(entry[1:])
+	if err != nil {
+		return nil, fmt.Errorf("decoding proposed txn: %w", err)
+	}
+	p := &proposal{entry: entry, keys: t.Keys(), done: make(chan proposalResult, 1)}
+	select {
+	case b.in <- p:
+	case <-b.n.ctx.Done():
+		return nil, ErrShutdown
+	}
+	select {
+	case r := <-p.done:
+		return r.res, r.err
+	case <-b.n.ctx.Done():
+		return nil, fmt.Errorf("%w: node shut down while the entry was in flight", ErrUnknownOutcome)
+	}
+}
+
+func (b *batcher) run() {
+	var carry *proposal
+	for {
+		p := carry
+		carry = nil
+		if p == nil {
+			select {
+			case p = <-b.in:
+			case <-b.n.ctx.Done():
+				return
+			}
+		}
+		// Wait for a slot first: whatever queues meanwhile joins this batch.
+		select {
+		case b.slots <- struct{}{}:
+		case <-b.n.ctx.Done():
+			p.done <- proposalResult{err: ErrShutdown}
+			return
+		}
+		batch := []*proposal{p}
+		keys := map[fsm.Key]bool{}
+		for _, k := range p.keys {
+			keys[k] = true
+		}
+		size := len(p.entry)
+	drain:
+		for len(batch) < b.maxBatch && size < b.maxBytes {
+			select {
+			case q := <-b.in:
+				if overlaps(keys, q.keys) {
+					carry = q
+					break drain
+				}
+				for _, k := range q.keys {
+					keys[k] = true
+				}
+				batch = append(batch, q)
+				size += len(q.entry)
+			default:
+				break drain
+			}
+		}
+		b.apply(batch)
+	}
+}
+
+func overlaps(keys map[fsm.Key]bool, more []fsm.Key) bool {
+	for _, k := range more {
+		if keys[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// apply hands one entry to Raft and, without blocking the batcher, delivers the results
+// and frees the slot when it is applied.
+func (b *batcher) apply(batch []*proposal) {
+	entry := batch[0].entry
+	if len(batch) > 1 {
+		entries := make([][]byte, len(batch))
+		for i, p := range batch {
+			entries[i] = p.entry
+		}
+		entry = fsm.EncodeBatch(entries)
+	}
+	f := b.n.raft.Apply(entry, 0)
+	go func() {
+		defer func() { <-b.slots }()
+		err := b.n.await(f)
+		if errors.Is(err, ErrShutdown) {
+			err = fmt.Errorf("%w: node shut down while the entry was in flight", ErrUnknownOutcome)
+		}
+		if err != nil {
+			for _, p := range batch {
+				p.done <- proposalResult{err: err}
+			}
+			return
+		}
+		switch r := f.Response().(type) {
+		case *fsm.TxnResult:
+			batch[0].done <- proposalResult{res: r}
+		case *fsm.BatchResult:
+			for i, p := range batch {
+				p.done <- proposalResult{res: r.Results[i]}
+			}
+		default:
+			for _, p := range batch {
+				p.done <- proposalResult{err: fmt.Errorf("unexpected apply result %T", r)}
+			}
+		}
+	}()
+}

@@ -1,0 +1,69 @@
+package raft_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"skiff/fsm"
+	"skiff/raft/rafttest"
+)
+
+// Concurrent proposals share log entries, yet two writers of one key never share one:
+// exactly one of many racing creates of a key wins, and every conditional update at a
+// revision succeeds at most once.
+func TestConcurrentProposalsBatchWithoutSharingKeys(t *testing.T) {
+	c := rafttest.New(t, rafttest.Options{})
+	leader := c.Node(c.WaitLeader())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	before := leader.Stats()
+	const writers = 48
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := map[string]int{}
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			n := c.Node(w % c.Size())
+			for i := 0; i < 20; i++ {
+				// Everyone races on the shared key, and writes one key of its own.
+				shared := fsm.Key{Resource: "kv", Name: fmt.Sprintf("shared-%d", i)}
+				own := fsm.Key{Resource: "kv", Name: fmt.Sprintf("own-%d-%d", w, i)}
+				for _, k := range []fsm.Key{shared, own} {
+					res, err := n.Propose(ctx, &fsm.Txn{Ops: []fsm.Op{fsm.Create(k, []byte(fmt.Sprint(w)), fsm.Meta{})}})
+					if err != nil {
+						t.Errorf("propose: %v", err)
+						return
+					}
+					if res.Err == nil {
+						mu.Lock()
+						wins[k.Name]++
+						mu.Unlock()
+					} else if res.Err != fsm.ErrAlreadyExists {
+						t.Errorf("create %s: %v", k, res.Err)
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i := 0; i < 20; i++ {
+		if n := wins[fmt.Sprintf("shared-%d", i)]; n != 1 {
+			t.Fatalf("shared-%d created %d times", i, n)
+		}
+	}
+	if len(wins) != 20+writers*20 {
+		t.Fatalf("%d keys created, want %d", len(wins), 20+writers*20)
+	}
+	after := leader.Stats()
+	entries := after.LogEntries - before.LogEntries
+	if entries >= uint64(writers*40) {
+		t.Fatalf("%d proposals took %d log entries: nothing was batched", writers*40, entries)
+	}
+	t.Logf("%d proposals in %d log entries", writers*40, entries)
+	c.Verify()
+}
