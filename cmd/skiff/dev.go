@@ -27,7 +27,7 @@ type devLayout struct {
 type devMaster struct {
 	Name     string `json:"name"`
 	RaftAddr string `json:"raftAddr"`
-	HTTPAddr string `json:"httpAddr"`
+	APIAddr  string `json:"apiAddr"`
 }
 
 func runDev(args []string) error {
@@ -77,14 +77,14 @@ Flags:
 	var wg sync.WaitGroup
 	for _, m := range layout.Masters {
 		args := []string{"master", "--name", m.Name, "--data-dir", filepath.Join(dir, m.Name),
-			"--raft-addr", m.RaftAddr, "--http-addr", m.HTTPAddr, "--peers", strings.Join(peers, ",")}
+			"--raft-addr", m.RaftAddr, "--api-addr", m.APIAddr, "--peers", strings.Join(peers, ",")}
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
 			supervise(ctx, name, exe, args, filepath.Join(dir, name, "master.log"))
 		}(m.Name)
 	}
-	if err := waitReady(ctx, layout); err == nil {
+	if err := waitReady(ctx, dir, layout); err == nil {
 		printDevBanner(dir, layout)
 	}
 	<-ctx.Done()
@@ -115,11 +115,11 @@ func loadOrCreateLayout(dir string, masters int) (*devLayout, error) {
 		if err != nil {
 			return nil, err
 		}
-		httpAddr, err := freeLoopbackAddr()
+		apiAddr, err := freeLoopbackAddr()
 		if err != nil {
 			return nil, err
 		}
-		l.Masters = append(l.Masters, devMaster{Name: fmt.Sprintf("m%d", i), RaftAddr: raftAddr, HTTPAddr: httpAddr})
+		l.Masters = append(l.Masters, devMaster{Name: fmt.Sprintf("m%d", i), RaftAddr: raftAddr, APIAddr: apiAddr})
 	}
 	b, _ := json.MarshalIndent(l, "", "  ")
 	return l, os.WriteFile(path, b, 0o644)
@@ -188,15 +188,26 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-func waitReady(ctx context.Context, l *devLayout) error {
-	client := &http.Client{Timeout: 3 * time.Second}
+// waitReady waits until one master has written its kubeconfig and answers /readyz through
+// it, then copies that kubeconfig to <dir>/kubeconfig.
+func waitReady(ctx context.Context, dir string, l *devLayout) error {
 	for {
 		for _, m := range l.Masters {
-			resp, err := client.Get("http://" + m.HTTPAddr + "/readyz")
+			path := filepath.Join(dir, m.Name, "kubeconfig")
+			c, err := loadClient(path)
+			if err != nil {
+				continue
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.server+"/readyz", nil)
+			resp, err := c.http.Do(req)
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
-					return nil
+					b, err := os.ReadFile(path)
+					if err == nil {
+						err = os.WriteFile(filepath.Join(dir, "kubeconfig"), b, 0o600)
+					}
+					return err
 				}
 			}
 		}
@@ -209,19 +220,20 @@ func waitReady(ctx context.Context, l *devLayout) error {
 }
 
 func printDevBanner(dir string, l *devLayout) {
-	var servers []string
 	fmt.Printf("\nskiff dev: cluster of %d masters is ready (state and logs in %s)\n", len(l.Masters), dir)
 	for _, m := range l.Masters {
-		fmt.Printf("  %s  api http://%s  raft %s  log %s\n", m.Name, m.HTTPAddr, m.RaftAddr, filepath.Join(dir, m.Name, "master.log"))
-		servers = append(servers, "http://"+m.HTTPAddr)
+		fmt.Printf("  %s  api https://%s  raft %s  log %s\n", m.Name, m.APIAddr, m.RaftAddr, filepath.Join(dir, m.Name, "master.log"))
 	}
+	kc := filepath.Join(dir, "kubeconfig")
 	fmt.Printf(`
-Try:
-  skiff status --servers %s
-  curl -X PUT --data hello http://%s/skiff/v1/kv/greeting
-  curl http://%s/skiff/v1/kv/greeting
-  kill -9 <pid of the leader>   # the supervisor restarts it; writes keep working
+Use it with kubectl:
+  export KUBECONFIG=%s
+  kubectl get namespaces
+  kubectl create configmap demo --from-literal=greeting=hello
+  kubectl get configmap demo -o yaml
+  skiff status --kubeconfig %s
+  kill -9 <pid of the leader>   # the supervisor restarts it; the API keeps answering
 
 Ctrl-C stops the cluster; running 'skiff dev --data-dir %s' again resumes it.
-`, strings.Join(servers, ","), l.Masters[0].HTTPAddr, l.Masters[len(l.Masters)-1].HTTPAddr, dir)
+`, kc, kc, dir)
 }

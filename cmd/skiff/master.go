@@ -24,7 +24,9 @@ func runMaster(args []string) error {
 	dataDir := fs.String("data-dir", "/var/lib/skiff", "where the Raft log, snapshots and keys live")
 	raftAddr := fs.String("raft-addr", "127.0.0.1:7400", "listen address for Raft and master-to-master RPC")
 	raftAdvertise := fs.String("raft-advertise", "", "address other masters dial (default: --raft-addr)")
-	httpAddr := fs.String("http-addr", "127.0.0.1:7480", "listen address for the API")
+	apiAddr := fs.String("api-addr", "127.0.0.1:6443", "listen address for the HTTPS API (Kubernetes API and skiff operations)")
+	apiAdvertise := fs.String("api-advertise", "", "host:port clients reach the API on (default: --api-addr); goes into the certificate and kubeconfig")
+	clusterName := fs.String("cluster-name", "skiff", "the cluster's name in certificates and kubeconfigs")
 	peers := fs.String("peers", "", "founding masters for the first start, as id=host:port,… (all founders pass the same list)")
 	join := fs.String("join", "", "Raft address of any running master, to join an existing cluster")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -34,7 +36,8 @@ func runMaster(args []string) error {
 Runs one master. The first start of a cluster passes --peers with every founding master
 (each founder the same list) or nothing for a single-master cluster; later masters pass
 --join with any member's Raft address. A restart with an existing --data-dir ignores both
-and resumes from disk.
+and resumes from disk. Once the API serves, <data-dir>/kubeconfig holds a kubeconfig for it
+(cluster CA and admin token) that kubectl uses as is.
 
 Flags:
 `)
@@ -69,10 +72,12 @@ Flags:
 			ID: *name, DataDir: *dataDir, BindAddr: *raftAddr, AdvertiseAddr: *raftAdvertise,
 			LogOutput: raftLog,
 		},
-		HTTPAddr: *httpAddr,
-		Peers:    founders,
-		Join:     *join,
-		Logger:   logger,
+		APIAddr:      *apiAddr,
+		APIAdvertise: *apiAdvertise,
+		ClusterName:  *clusterName,
+		Peers:        founders,
+		Join:         *join,
+		Logger:       logger,
 	})
 	if err != nil {
 		return err

@@ -1,24 +1,29 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"skiff/raft"
 )
 
+// masterInfo is what /skiff/v1/masters lists.
+type masterInfo struct {
+	ID      string `json:"id"`
+	API     string `json:"api"`
+	Raft    string `json:"raft"`
+	Voter   bool   `json:"voter"`
+	Unknown bool   `json:"unknown,omitempty"`
+}
+
 func runStatus(args []string) error {
 	fs := flag.NewFlagSet("skiff status", flag.ContinueOnError)
-	servers := fs.String("servers", "http://127.0.0.1:7480", "comma-separated API URLs of the masters to ask")
+	kubeconfig := fs.String("kubeconfig", defaultKubeconfig(), "kubeconfig of the cluster")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: skiff status [--servers URL,…]\n\nShows each master's Raft state and what quorum can still lose.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: skiff status [--kubeconfig FILE]\n\nShows every master's Raft state, the leader, and how many masters the cluster can still lose.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -27,58 +32,54 @@ func runStatus(args []string) error {
 		}
 		return err
 	}
-	client := &http.Client{Timeout: 3 * time.Second}
+	c, err := loadClient(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	var masters []masterInfo
+	if err := c.getJSON("", "/skiff/v1/masters", &masters); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MASTER\tSTATE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAG\tSERVER")
+	fmt.Fprintln(tw, "MASTER\tSTATE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAG\tAPI")
 	var voters, up int
 	var leaderCommit uint64
-	type row struct {
-		st     raft.Stats
-		server string
-	}
-	var rows []row
-	var failed []string
-	for _, s := range strings.Split(*servers, ",") {
-		s = strings.TrimRight(strings.TrimSpace(s), "/")
-		var st raft.Stats
-		resp, err := client.Get(s + "/skiff/v1/raft")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
+	rows := map[string]raft.Stats{}
+	for _, m := range masters {
+		if m.Voter {
+			voters++
 		}
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", s, err))
+		var st raft.Stats
+		if m.API == "" || c.getJSON("https://"+m.API, "/skiff/v1/raft", &st) != nil {
 			continue
 		}
 		up++
-		rows = append(rows, row{st, s})
+		rows[m.ID] = st
 		if st.State == "Leader" {
 			leaderCommit = st.CommitIndex
-			voters = 0
-			for _, p := range st.Peers {
-				if p.Voter {
-					voters++
-				}
-			}
 		}
 	}
-	for _, r := range rows {
-		st := r.st
+	for _, m := range masters {
+		st, ok := rows[m.ID]
+		if !ok {
+			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t%s\n", m.ID, m.API)
+			continue
+		}
 		var lag uint64
 		if leaderCommit > st.AppliedIndex {
 			lag = leaderCommit - st.AppliedIndex
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", st.ID, st.State, st.Term, st.LeaderID, st.CommitIndex, st.AppliedIndex, lag, r.server)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", st.ID, st.State, st.Term, st.LeaderID, st.CommitIndex, st.AppliedIndex, lag, m.API)
 	}
 	tw.Flush()
-	for _, f := range failed {
-		fmt.Printf("unreachable: %s\n", f)
-	}
-	if voters > 0 {
-		quorum := voters/2 + 1
-		fmt.Printf("\n%d voters; quorum needs %d; %d answered; %d more can be lost\n", voters, quorum, up, max(0, up-quorum))
-	} else {
-		fmt.Println("\nWARNING: no master that answered is the leader")
+	quorum := voters/2 + 1
+	switch {
+	case leaderCommit == 0:
+		fmt.Println("\nWARNING: no reachable master is the leader")
+	case up-quorum <= 0:
+		fmt.Printf("\nWARNING: %d of %d masters needed, %d up: losing one more stops the cluster\n", quorum, voters, up)
+	default:
+		fmt.Printf("\n%d of %d masters needed, %d up: %d more can be lost\n", quorum, voters, up, up-quorum)
 	}
 	return nil
 }

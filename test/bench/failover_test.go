@@ -1,23 +1,17 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"skiff/raft"
+	"skiff/test/cluster"
 )
 
 // cluster3 is what the kill-the-leader loop needs from skiff or etcd.
@@ -108,7 +102,7 @@ func BenchmarkFailover(b *testing.B) {
 		rounds, _ = strconv.Atoi(s)
 	}
 	dir := b.TempDir()
-	sk := startSkiffMasters(b, dir+"/skiff")
+	sk := startSkiffMasters(b)
 	skRes := failoverLoop(b, sk, rounds)
 	sk.stop()
 	et := &etcdTarget{startEtcd(b, dir+"/etcd")}
@@ -127,111 +121,30 @@ func BenchmarkFailover(b *testing.B) {
 	b.ReportMetric(float64(skRes.toWrite.pct(99))/1e6, "F1-p99-ms")
 }
 
-// skiffMasters runs the built binary as three `skiff master` processes.
+// skiffMasters adapts a multi-process skiff cluster to the failover loop.
 type skiffMasters struct {
-	tb     testing.TB
-	dir    string
-	bin    string
-	args   [][]string
-	http   []string
-	procs  []*exec.Cmd
-	client *http.Client
+	*cluster.Cluster
+	tb testing.TB
 }
 
-func buildSkiff(tb testing.TB, dir string) string {
-	bin := filepath.Join(dir, "skiff")
-	out, err := exec.Command("go", "build", "-o", bin, "skiff/cmd/skiff").CombinedOutput()
-	if err != nil {
-		tb.Fatalf("building skiff: %v\n%s", err, out)
-	}
-	return bin
+func startSkiffMasters(tb testing.TB) *skiffMasters {
+	return &skiffMasters{Cluster: cluster.Start(tb, 3, "--log-level", "warn"), tb: tb}
 }
 
-func startSkiffMasters(tb testing.TB, dir string) *skiffMasters {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	s := &skiffMasters{tb: tb, dir: dir, bin: buildSkiff(tb, dir), client: &http.Client{Timeout: 3 * time.Second}}
-	var raftAddrs, peers []string
-	for i := 0; i < 3; i++ {
-		raftAddrs = append(raftAddrs, freePort(tb))
-		s.http = append(s.http, freePort(tb))
-		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, raftAddrs[i]))
-	}
-	for i := 0; i < 3; i++ {
-		s.args = append(s.args, []string{"master", "--name", fmt.Sprintf("m%d", i+1),
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("m%d", i+1)), "--raft-addr", raftAddrs[i],
-			"--http-addr", s.http[i], "--peers", strings.Join(peers, ","), "--log-level", "warn"})
-	}
-	s.procs = make([]*exec.Cmd, 3)
-	for i := range s.args {
-		s.restart(i)
-	}
-	tb.Cleanup(s.stop)
-	s.healthy()
-	return s
-}
-
-func (s *skiffMasters) name() string { return "skiff" }
-
-func (s *skiffMasters) restart(i int) {
-	logf, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("m%d.log", i+1)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		s.tb.Fatal(err)
-	}
-	cmd := exec.Command(s.bin, s.args[i]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatal(err)
-	}
-	s.procs[i] = cmd
-}
-
-func (s *skiffMasters) kill(i int) {
-	if p := s.procs[i]; p != nil {
-		_ = p.Process.Signal(syscall.SIGKILL)
-		_ = p.Wait()
-		s.procs[i] = nil
-	}
-}
-
-func (s *skiffMasters) stop() {
-	for i := range s.procs {
-		s.kill(i)
-	}
-}
-
-func (s *skiffMasters) stats(i int) (raft.Stats, error) {
-	var st raft.Stats
-	resp, err := s.client.Get("http://" + s.http[i] + "/skiff/v1/raft")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
-func (s *skiffMasters) leader(skip int) int {
-	for i := range s.http {
-		if i == skip || s.procs[i] == nil {
-			continue
-		}
-		if st, err := s.stats(i); err == nil && st.State == "Leader" {
-			return i
-		}
-	}
-	return -1
-}
+func (s *skiffMasters) name() string        { return "skiff" }
+func (s *skiffMasters) leader(skip int) int { return s.Leader(skip) }
+func (s *skiffMasters) kill(i int)          { s.Kill(i) }
+func (s *skiffMasters) restart(i int)       { s.Restart(i) }
+func (s *skiffMasters) stop()               { s.Stop() }
 
 func (s *skiffMasters) write(ctx context.Context, via int, key string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+s.http[via]+"/skiff/v1/kv/"+key, bytes.NewReader(make([]byte, valueSize)))
-	resp, err := s.client.Do(req)
+	resp, err := s.Do(ctx, via, http.MethodPut, "/skiff/v1/kv/"+key, "application/octet-stream", make([]byte, valueSize))
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("PUT via m%d: %s", via+1, resp.Status)
+		return fmt.Errorf("PUT via master %d: %s", via, resp.Status)
 	}
 	return nil
 }
@@ -239,9 +152,9 @@ func (s *skiffMasters) write(ctx context.Context, via int, key string) error {
 func (s *skiffMasters) healthy() {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		ok := s.leader(-1) >= 0
-		for i := range s.http {
-			if st, err := s.stats(i); err != nil || st.LeaderID == "" {
+		ok := s.Leader(-1) >= 0
+		for i := range s.Names {
+			if st, err := s.Stats(i); err != nil || st.LeaderID == "" {
 				ok = false
 			}
 		}

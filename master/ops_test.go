@@ -2,13 +2,16 @@ package master
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"skiff/master/api"
 	"skiff/raft"
 )
 
@@ -17,27 +20,43 @@ func startSingle(t *testing.T) *Master {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := Start(context.Background(), Config{
-		Raft:     raft.Config{ID: "m1", DataDir: filepath.Join(dir, "m1"), BindAddr: "127.0.0.1:0"},
-		HTTPAddr: "127.0.0.1:0",
+		Raft:    raft.Config{ID: "m1", DataDir: filepath.Join(dir, "m1"), BindAddr: "127.0.0.1:0"},
+		APIAddr: "127.0.0.1:0",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
-	deadline := time.Now().Add(30 * time.Second)
-	for !m.Node().LeaderRoutinesRunning() {
-		if time.Now().After(deadline) {
-			t.Fatal("single master did not become leader")
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-m.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the API did not start within 30s")
+	}
+	ca, err := api.ClusterCA(m.Node().FSM().State())
+	if err != nil || ca == nil {
+		t.Fatalf("no CA: %v", err)
+	}
+	pool, _ := ca.Pool()
+	testClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	testToken = api.AdminToken(m.Node().FSM().State())
+	if kc, err := os.ReadFile(m.KubeconfigPath()); err != nil || !strings.Contains(string(kc), testToken) {
+		t.Fatalf("kubeconfig not written with the admin token: %v", err)
 	}
 	return m
 }
 
+var (
+	testClient *http.Client
+	testToken  string
+)
+
 func do(t *testing.T, method, url, body string) (int, string, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
+	if !strings.HasSuffix(url, "z") {
+		req.Header.Set("Authorization", "Bearer "+testToken)
+	}
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +67,7 @@ func do(t *testing.T, method, url, body string) (int, string, http.Header) {
 
 func TestStoreAPI(t *testing.T) {
 	m := startSingle(t)
-	base := "http://" + m.HTTPAddr()
+	base := "https://" + m.APIAddr()
 	steps := []struct {
 		method, path, body string
 		want               int
@@ -56,6 +75,7 @@ func TestStoreAPI(t *testing.T) {
 	}{
 		{"GET", "/healthz", "", 200, "ok"},
 		{"GET", "/readyz", "", 200, "ok"},
+		{"GET", "/skiff/v1/masters", "", 200, ""},
 		{"GET", "/skiff/v1/kv/a", "", 404, ""},
 		{"PUT", "/skiff/v1/kv/a?revision=0", "one", 204, ""},
 		{"PUT", "/skiff/v1/kv/a?revision=0", "again", 409, ""},

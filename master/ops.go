@@ -6,36 +6,56 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"skiff/fsm"
+	"skiff/master/api"
 	"skiff/raft"
 )
 
 // maxDebugValue bounds a debug key/value body.
 const maxDebugValue = 1 << 20
 
-func (m *Master) routes(e *echo.Echo) {
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-	e.GET("/readyz", m.readyz)
-	g := e.Group("/skiff/v1")
+// opsRoutes adds skiff's operations API (Raft status and membership, a key/value debug
+// surface for drills and benchmarks), behind the same authentication as the Kubernetes API.
+func (m *Master) opsRoutes(e *echo.Echo) {
+	g := e.Group("/skiff/v1", m.api.Authenticate)
 	g.GET("/raft", m.raftStatus)
+	g.GET("/masters", m.masters)
 	g.POST("/raft/transfer-leadership", m.transferLeadership)
 	g.POST("/raft/remove-peer", m.removePeer)
 	g.GET("/kv/:key", m.kvGet)
 	g.PUT("/kv/:key", m.kvPut)
 }
 
-// readyz answers 200 once this master knows a leader and has applied up to its read index.
-func (m *Master) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if _, err := m.node.LinearizableRead(ctx); err != nil {
-		return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error())
-	}
-	return c.String(http.StatusOK, "ok")
+// masterInfo is one master as /skiff/v1/masters lists it.
+type masterInfo struct {
+	ID    string `json:"id"`
+	API   string `json:"api"`
+	Raft  string `json:"raft"`
+	Voter bool   `json:"voter"`
 }
+
+// masters lists the Raft configuration with each master's API address, as the masters
+// recorded them in the store.
+func (m *Master) masters(c echo.Context) error {
+	peers, err := m.node.Peers()
+	if err != nil {
+		return storeError(c, err)
+	}
+	st := m.node.FSM().State()
+	out := []masterInfo{}
+	for _, p := range peers {
+		info := masterInfo{ID: p.ID, Raft: p.Address, Voter: p.Voter}
+		if rec := st.Get(fsm.Key{Resource: api.InternalResource, Name: masterAPIKey(p.ID)}); rec != nil {
+			info.API = string(rec.Value)
+		}
+		out = append(out, info)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func masterAPIKey(id string) string { return "master-api." + id }
 
 func (m *Master) raftStatus(c echo.Context) error {
 	return c.JSON(http.StatusOK, m.node.Stats())

@@ -1,0 +1,256 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"skiff/fsm"
+	"skiff/master/registry"
+)
+
+// deleteOptions reads DeleteOptions from the body (if any) and the query.
+func deleteOptions(c echo.Context) (*metav1.DeleteOptions, error) {
+	opts := &metav1.DeleteOptions{}
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, opts); err != nil {
+			return nil, apierrors.NewBadRequest("decoding DeleteOptions: " + err.Error())
+		}
+	}
+	if g := c.QueryParam("gracePeriodSeconds"); g != "" {
+		n, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			return nil, apierrors.NewBadRequest("gracePeriodSeconds must be an integer")
+		}
+		opts.GracePeriodSeconds = &n
+	}
+	if p := c.QueryParam("propagationPolicy"); p != "" {
+		pp := metav1.DeletionPropagation(p)
+		opts.PropagationPolicy = &pp
+	}
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
+		default:
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("propagationPolicy %q is not one of Orphan, Background, Foreground", *opts.PropagationPolicy))
+		}
+	}
+	if opts.OrphanDependents != nil && *opts.OrphanDependents && opts.PropagationPolicy == nil {
+		pp := metav1.DeletePropagationOrphan
+		opts.PropagationPolicy = &pp
+	}
+	return opts, nil
+}
+
+func (s *Server) delete(c echo.Context, info requestInfo) error {
+	opts, err := deleteOptions(c)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	st, err := s.readState(c)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	rec := st.Get(storeKey(info.Resource, info.Namespace, info.Name))
+	if rec == nil {
+		return writeStatus(c, apierrors.NewNotFound(grOf(info.Resource), info.Name))
+	}
+	obj, code, err := s.deleteRecord(c, st, info.Resource, rec, opts)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	return writeObject(c, code, obj)
+}
+
+// deleteRecord deletes one object: at once, or by marking it with a deletionTimestamp when
+// finalizers (or a pod's graceful termination on its node) must run first. It returns the
+// object as the response shows it and the HTTP code (200 deleted, 202 marked).
+func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resource, rec *fsm.Record, opts *metav1.DeleteOptions) (runtime.Object, int, error) {
+	obj, err := decodeRecord(r, rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	acc := accessor(obj)
+	if p := opts.Preconditions; p != nil {
+		if p.UID != nil && *p.UID != acc.GetUID() {
+			return nil, 0, apierrors.NewConflict(grOf(r), acc.GetName(), fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, acc.GetUID()))
+		}
+		if p.ResourceVersion != nil && *p.ResourceVersion != acc.GetResourceVersion() {
+			return nil, 0, apierrors.NewConflict(grOf(r), acc.GetName(), fmt.Errorf("precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, acc.GetResourceVersion()))
+		}
+	}
+	policy := metav1.DeletePropagationBackground
+	if opts.PropagationPolicy != nil {
+		policy = *opts.PropagationPolicy
+	}
+	key := rec.Key
+	if acc.GetDeletionTimestamp() != nil {
+		// Already being deleted: a second delete with grace 0 on a pod finishes it.
+		if pod, ok := obj.(*corev1.Pod); ok && opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds == 0 && len(pod.Finalizers) == 0 {
+			if dryRun(c) {
+				return obj, http.StatusOK, nil
+			}
+			_, err := s.commit(c, r, acc.GetName(), fsm.Delete(key, rec.ModRevision))
+			return obj, http.StatusOK, err
+		}
+		return obj, http.StatusAccepted, nil
+	}
+	finalizers := acc.GetFinalizers()
+	if policy == metav1.DeletePropagationForeground {
+		finalizers = appendUnique(finalizers, metav1.FinalizerDeleteDependents)
+	}
+	grace := gracePeriod(obj, opts)
+	if len(finalizers) > 0 || grace > 0 {
+		// Mark it; finalizers' owners (or the pod's agent) finish the deletion.
+		now := metav1.NewTime(s.now().Truncate(time.Second))
+		if grace > 0 {
+			now = metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+		}
+		acc.SetDeletionTimestamp(&now)
+		acc.SetDeletionGracePeriodSeconds(&grace)
+		acc.SetFinalizers(finalizers)
+		if ns, ok := obj.(*corev1.Namespace); ok {
+			ns.Status.Phase = corev1.NamespaceTerminating
+		}
+		if dryRun(c) {
+			return obj, http.StatusAccepted, nil
+		}
+		value, m, err := encodeForStore(r, obj)
+		if err != nil {
+			return nil, 0, err
+		}
+		res, err := s.commit(c, r, acc.GetName(), fsm.Update(key, rec.ModRevision, value, m))
+		if err != nil {
+			return nil, 0, err
+		}
+		acc.SetResourceVersion(strconv.FormatUint(res.Revision, 10))
+		return obj, http.StatusAccepted, nil
+	}
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		// A namespace is marked Terminating (no new content), emptied, then removed.
+		now := metav1.NewTime(s.now().Truncate(time.Second))
+		ns.DeletionTimestamp = &now
+		ns.Status.Phase = corev1.NamespaceTerminating
+		if dryRun(c) {
+			return obj, http.StatusOK, nil
+		}
+		value, m, err := encodeForStore(r, obj)
+		if err != nil {
+			return nil, 0, err
+		}
+		if _, err := s.commit(c, r, acc.GetName(), fsm.Update(key, rec.ModRevision, value, m)); err != nil {
+			return nil, 0, err
+		}
+		ctx, cancel := contextWithTimeout(c, proposeTimeout)
+		defer cancel()
+		if err := FinalizeNamespace(ctx, s.node, ns.Name); err != nil {
+			// The leader's namespace finalizer finishes the job.
+			return obj, http.StatusAccepted, nil
+		}
+		return obj, http.StatusOK, nil
+	}
+	ops := append([]fsm.Op{fsm.Delete(key, rec.ModRevision)}, releaseClusterIP(obj)...)
+	if policy == metav1.DeletePropagationOrphan {
+		// Dependents lose their reference to this owner in the same transaction, so none
+		// is ever left pointing at a deleted owner.
+		orphans, err := orphanOps(st, acc)
+		if err != nil {
+			return nil, 0, err
+		}
+		ops = append(ops, orphans...)
+	}
+	if dryRun(c) {
+		return obj, http.StatusOK, nil
+	}
+	if _, err := s.commit(c, r, acc.GetName(), ops...); err != nil {
+		return nil, 0, err
+	}
+	return obj, http.StatusOK, nil
+}
+
+// gracePeriod is how long a pod bound to a node gets to stop; everything else goes at once.
+func gracePeriod(obj runtime.Object, opts *metav1.DeleteOptions) int64 {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return 0
+	}
+	if opts.GracePeriodSeconds != nil {
+		return max(0, *opts.GracePeriodSeconds)
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return 30
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// orphanOps returns updates that remove owner from every dependent's ownerReferences.
+func orphanOps(st *fsm.State, owner metav1.Object) ([]fsm.Op, error) {
+	var ops []fsm.Op
+	for _, dep := range st.Dependents(string(owner.GetUID())) {
+		r := byStoreName(dep.Key.Resource)
+		if r == nil {
+			continue
+		}
+		obj, err := decodeRecord(r, dep)
+		if err != nil {
+			return nil, err
+		}
+		acc := accessor(obj)
+		var refs []metav1.OwnerReference
+		for _, ref := range acc.GetOwnerReferences() {
+			if ref.UID != owner.GetUID() {
+				refs = append(refs, ref)
+			}
+		}
+		acc.SetOwnerReferences(refs)
+		value, m, err := encodeForStore(r, obj)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, fsm.Update(dep.Key, dep.ModRevision, value, m))
+	}
+	return ops, nil
+}
+
+func (s *Server) deleteCollection(c echo.Context, info requestInfo) error {
+	opts, err := deleteOptions(c)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	sel, err := parseSelection(c, info.Resource)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	st, err := s.readState(c)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	lo := fsm.ListOptions{Resource: storeResource(info.Resource), Namespace: info.Namespace, Predicate: sel.matches}
+	recs, _ := st.List(lo)
+	for _, rec := range recs {
+		if _, _, err := s.deleteRecord(c, st, info.Resource, rec, opts); err != nil && !apierrors.IsNotFound(err) {
+			return writeStatus(c, err)
+		}
+	}
+	return writeObject(c, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess})
+}

@@ -1,0 +1,115 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+// maxPatchRetries bounds how often a patch without a resourceVersion is re-applied when a
+// concurrent write wins, as the Kubernetes API server does.
+const maxPatchRetries = 5
+
+func (s *Server) patch(c echo.Context, info requestInfo) error {
+	obj, err := s.patchObject(c, info, info.Subresource == "status")
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	return writeObject(c, http.StatusOK, obj)
+}
+
+// patchObject applies the request's patch to the current object and stores the result.
+// A patch that names no resourceVersion is retried on conflict against the newer object.
+func (s *Server) patchObject(c echo.Context, info requestInfo, status bool) (runtime.Object, error) {
+	r := info.Resource
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	pt, _, _ := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
+	switch types.PatchType(pt) {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", grOf(r), info.Name,
+			"server-side apply is not supported by skiff yet; use client-side kubectl apply", 0, false)
+	default:
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", grOf(r), info.Name,
+			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
+				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType), 0, false)
+	}
+	for attempt := 0; ; attempt++ {
+		st, err := s.readState(c)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := s.getFrom(st, info)
+		if err != nil {
+			return nil, err
+		}
+		curJSON, err := json.Marshal(cur)
+		if err != nil {
+			return nil, err
+		}
+		patched, err := applyPatch(types.PatchType(pt), curJSON, body, r.New())
+		if err != nil {
+			return nil, err
+		}
+		obj, err := decodeObject(c, r, patched)
+		if err != nil {
+			return nil, err
+		}
+		acc := accessor(obj)
+		pinned := acc.GetResourceVersion() != accessor(cur).GetResourceVersion()
+		if !pinned {
+			acc.SetResourceVersion(accessor(cur).GetResourceVersion())
+		}
+		out, err := s.replace(c, info, obj, status)
+		if apierrors.IsConflict(err) && !pinned && attempt < maxPatchRetries {
+			continue
+		}
+		return out, err
+	}
+}
+
+// applyPatch applies a patch of type pt to the JSON document cur. dataStruct is the Go type
+// strategic merge patches take their merge keys from.
+func applyPatch(pt types.PatchType, cur, patch []byte, dataStruct any) ([]byte, error) {
+	var out []byte
+	var err error
+	switch pt {
+	case types.JSONPatchType:
+		var p jsonpatch.Patch
+		if p, err = jsonpatch.DecodePatch(patch); err == nil {
+			out, err = p.Apply(cur)
+		}
+	case types.MergePatchType:
+		out, err = jsonpatch.MergePatch(cur, patch)
+	case types.StrategicMergePatchType:
+		out, err = strategicpatch.StrategicMergePatch(cur, patch, dataStruct)
+	}
+	if err != nil {
+		var jerr *json.SyntaxError
+		if errors.As(err, &jerr) {
+			return nil, apierrors.NewBadRequest("the patch is not valid JSON: " + err.Error())
+		}
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "patch", schema.GroupResource{}, "", "the patch could not be applied: "+err.Error(), 0, false)
+	}
+	return out, nil
+}
+
+func patchType(contentType string) types.PatchType {
+	pt, _, _ := mime.ParseMediaType(contentType)
+	return types.PatchType(pt)
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

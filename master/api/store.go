@@ -1,0 +1,104 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"skiff/fsm"
+	"skiff/master/registry"
+)
+
+// storeResource is the name a resource's objects have in the store: the plural, qualified
+// by the group for non-core groups ("pods", "deployments.apps").
+func storeResource(r *registry.Resource) string {
+	if r.Group == "" {
+		return r.Resource
+	}
+	return r.Resource + "." + r.Group
+}
+
+func storeKey(r *registry.Resource, namespace, name string) fsm.Key {
+	if !r.Namespaced {
+		namespace = ""
+	}
+	return fsm.Key{Resource: storeResource(r), Namespace: namespace, Name: name}
+}
+
+// decodeRecord turns a stored record into its typed object, with resourceVersion set to
+// the record's revision (which is not stored: it is only known once the entry commits).
+func decodeRecord(r *registry.Resource, rec *fsm.Record) (runtime.Object, error) {
+	obj := r.New()
+	if err := json.Unmarshal(rec.Value, obj); err != nil {
+		return nil, fmt.Errorf("stored %s is corrupt: %w", rec.Key, err)
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	acc.SetResourceVersion(strconv.FormatUint(rec.ModRevision, 10))
+	obj.GetObjectKind().SetGroupVersionKind(r.GroupVersionKind())
+	return obj, nil
+}
+
+// encodeForStore serialises obj without its resourceVersion and returns what the store
+// indexes about it.
+func encodeForStore(r *registry.Resource, obj runtime.Object) ([]byte, fsm.Meta, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, fsm.Meta{}, err
+	}
+	rv := acc.GetResourceVersion()
+	acc.SetResourceVersion("")
+	obj.GetObjectKind().SetGroupVersionKind(r.GroupVersionKind())
+	b, err := json.Marshal(obj)
+	acc.SetResourceVersion(rv)
+	if err != nil {
+		return nil, fsm.Meta{}, err
+	}
+	m := fsm.Meta{Labels: acc.GetLabels()}
+	for _, o := range acc.GetOwnerReferences() {
+		m.Owners = append(m.Owners, string(o.UID))
+	}
+	if len(r.IndexedFields) > 0 && r.Fields != nil {
+		all := r.Fields(obj)
+		m.Fields = map[string]string{}
+		for _, f := range r.IndexedFields {
+			m.Fields[f] = all[f]
+		}
+	}
+	return b, m, nil
+}
+
+// parseRV parses a resourceVersion; empty is zero.
+func parseRV(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid resourceVersion %q", s)
+	}
+	return v, nil
+}
+
+func accessor(obj runtime.Object) metav1.Object {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		panic(fmt.Sprintf("api: %T has no object metadata", obj))
+	}
+	return acc
+}
+
+// byStoreName finds the resource whose objects are stored under name.
+func byStoreName(name string) *registry.Resource {
+	for _, r := range registry.All() {
+		if storeResource(r) == name {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
+)
+
+// statusSubresource serves <resource>/<name>/status: reads return the whole object; writes
+// change only its status.
+func (s *Server) statusSubresource(c echo.Context, info requestInfo) error {
+	switch c.Request().Method {
+	case http.MethodGet:
+		return s.get(c, info)
+	case http.MethodPut:
+		body, err := readBody(c)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		obj, err := decodeObject(c, info.Resource, body)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		out, err := s.replace(c, info, obj, true)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		return writeObject(c, http.StatusOK, out)
+	case http.MethodPatch:
+		out, err := s.patchObject(c, info, true)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		return writeObject(c, http.StatusOK, out)
+	}
+	return writeStatus(c, apierrors.NewMethodNotSupported(grOf(info.Resource), c.Request().Method))
+}
+
+// scaleSubresource serves <resource>/<name>/scale as an autoscaling/v1 Scale.
+func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
+	r := info.Resource
+	st, err := s.readState(c)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	obj, err := s.getFrom(st, info)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	toScale := func() *autoscalingv1.Scale {
+		acc := accessor(obj)
+		replicas, current, selector := r.GetScale(obj)
+		return &autoscalingv1.Scale{
+			TypeMeta: metav1.TypeMeta{Kind: "Scale", APIVersion: "autoscaling/v1"},
+			ObjectMeta: metav1.ObjectMeta{Name: acc.GetName(), Namespace: acc.GetNamespace(), UID: acc.GetUID(),
+				ResourceVersion: acc.GetResourceVersion(), CreationTimestamp: acc.GetCreationTimestamp()},
+			Spec:   autoscalingv1.ScaleSpec{Replicas: replicas},
+			Status: autoscalingv1.ScaleStatus{Replicas: current, Selector: selector},
+		}
+	}
+	var want *autoscalingv1.Scale
+	switch c.Request().Method {
+	case http.MethodGet:
+		return writeObject(c, http.StatusOK, toScale())
+	case http.MethodPut:
+		body, err := readBody(c)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		j, err := toJSON(c, body)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		want = &autoscalingv1.Scale{}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(j, want); err != nil {
+			return writeStatus(c, apierrors.NewBadRequest("decoding Scale: "+err.Error()))
+		}
+	case http.MethodPatch:
+		body, err := readBody(c)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		cur, _ := jsonMarshal(toScale())
+		ct := c.Request().Header.Get("Content-Type")
+		patched, err := applyPatch(patchType(ct), cur, body, &autoscalingv1.Scale{})
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		want = &autoscalingv1.Scale{}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(patched, want); err != nil {
+			return writeStatus(c, apierrors.NewBadRequest("decoding Scale: "+err.Error()))
+		}
+	default:
+		return writeStatus(c, apierrors.NewMethodNotSupported(grOf(r), c.Request().Method))
+	}
+	if want.Spec.Replicas < 0 {
+		return writeStatus(c, apierrors.NewBadRequest("spec.replicas must be non-negative"))
+	}
+	acc := accessor(obj)
+	if want.ResourceVersion != "" && want.ResourceVersion != acc.GetResourceVersion() {
+		acc.SetResourceVersion(want.ResourceVersion)
+	}
+	r.SetScale(obj, want.Spec.Replicas)
+	out, err := s.replace(c, info, obj, false)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	obj = out
+	return writeObject(c, http.StatusOK, toScale())
+}

@@ -1,0 +1,299 @@
+// Package cluster runs the built skiff binary as a multi-process cluster on loopback for
+// end-to-end tests and benchmarks: each master a separate process with its own data dir,
+// killed with SIGKILL and restarted on demand. It talks to the masters with the
+// kubeconfig they write, as a user would.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+	"skiff/raft"
+)
+
+// Cluster is a set of skiff master processes.
+type Cluster struct {
+	t       testing.TB
+	Dir     string
+	Bin     string
+	Names   []string
+	APIs    []string // host:port of each master's API
+	args    [][]string
+	mu      sync.Mutex
+	procs   []*exec.Cmd
+	token   string
+	caPool  *x509.CertPool
+	caPEM   []byte
+	Client  *http.Client
+	logPath []string
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// Binary builds bin/skiff once per test process into a temp dir and returns its path.
+func Binary(t testing.TB) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "skiff-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "skiff")
+		out, err := exec.Command("go", "build", "-o", builtBin, "skiff/cmd/skiff").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building skiff: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// FreeAddr returns a free loopback host:port.
+func FreeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Start runs n masters founded together and waits until the API answers on all of them.
+func Start(t testing.TB, n int, extraArgs ...string) *Cluster {
+	dir := t.TempDir()
+	c := &Cluster{t: t, Dir: dir, Bin: Binary(t)}
+	var raftAddrs, peers []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("m%d", i+1)
+		c.Names = append(c.Names, name)
+		raftAddrs = append(raftAddrs, FreeAddr(t))
+		c.APIs = append(c.APIs, FreeAddr(t))
+		peers = append(peers, name+"="+raftAddrs[i])
+	}
+	for i, name := range c.Names {
+		args := []string{"master", "--name", name, "--data-dir", filepath.Join(dir, name),
+			"--raft-addr", raftAddrs[i], "--api-addr", c.APIs[i], "--peers", strings.Join(peers, ","), "--log-level", "debug"}
+		c.args = append(c.args, append(args, extraArgs...))
+		c.logPath = append(c.logPath, filepath.Join(dir, name+".log"))
+	}
+	c.procs = make([]*exec.Cmd, n)
+	for i := range c.Names {
+		c.Restart(i)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			keep := filepath.Join(os.TempDir(), "skiff-artifacts", strings.ReplaceAll(t.Name(), "/", "_"))
+			if a := os.Getenv("SKIFF_ARTIFACTS"); a != "" {
+				keep = filepath.Join(a, strings.ReplaceAll(t.Name(), "/", "_"))
+			}
+			_ = os.MkdirAll(keep, 0o755)
+			for _, p := range c.logPath {
+				if b, err := os.ReadFile(p); err == nil {
+					_ = os.WriteFile(filepath.Join(keep, filepath.Base(p)), b, 0o644)
+				}
+			}
+			t.Logf("master logs kept in %s", keep)
+		}
+		c.Stop()
+	})
+	c.loadCredentials()
+	for i := range c.Names {
+		c.WaitReady(i)
+	}
+	return c
+}
+
+// loadCredentials waits for any master's kubeconfig and takes the CA and token from it.
+func (c *Cluster) loadCredentials() {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for i := range c.Names {
+			b, err := os.ReadFile(c.KubeconfigPath(i))
+			if err != nil {
+				continue
+			}
+			var kc struct {
+				Clusters []struct {
+					Cluster struct {
+						CA string `json:"certificate-authority-data"`
+					} `json:"cluster"`
+				} `json:"clusters"`
+				Users []struct {
+					User struct {
+						Token string `json:"token"`
+					} `json:"user"`
+				} `json:"users"`
+			}
+			if yaml.Unmarshal(b, &kc) != nil || len(kc.Clusters) == 0 || len(kc.Users) == 0 {
+				continue
+			}
+			c.caPEM, _ = base64.StdEncoding.DecodeString(kc.Clusters[0].Cluster.CA)
+			c.caPool = x509.NewCertPool()
+			c.caPool.AppendCertsFromPEM(c.caPEM)
+			c.token = kc.Users[0].User.Token
+			c.Client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.caPool}}}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatal("no master wrote a kubeconfig within 60s")
+}
+
+// KubeconfigPath is where master i writes its kubeconfig.
+func (c *Cluster) KubeconfigPath(i int) string {
+	return filepath.Join(c.Dir, c.Names[i], "kubeconfig")
+}
+
+// Token is the admin bearer token.
+func (c *Cluster) Token() string { return c.token }
+
+// CAPEM is the cluster CA certificate.
+func (c *Cluster) CAPEM() []byte { return c.caPEM }
+
+// Restart starts master i (again) with its original arguments.
+func (c *Cluster) Restart(i int) {
+	logf, err := os.OpenFile(c.logPath[i], os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(c.Bin, c.args[i]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.procs[i] = cmd
+	c.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+	}()
+}
+
+// Kill sends SIGKILL to master i and waits for it to die.
+func (c *Cluster) Kill(i int) {
+	c.mu.Lock()
+	p := c.procs[i]
+	c.procs[i] = nil
+	c.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = p.Process.Signal(syscall.SIGKILL)
+	for p.ProcessState == nil {
+		if err := p.Process.Signal(syscall.Signal(0)); err != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Running reports whether master i's process is up.
+func (c *Cluster) Running(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[i] != nil
+}
+
+// Stop kills every master.
+func (c *Cluster) Stop() {
+	for i := range c.Names {
+		c.Kill(i)
+	}
+}
+
+// Do sends an authenticated request to master i's API.
+func (c *Cluster) Do(ctx context.Context, i int, method, path, contentType string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.APIs[i]+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	return c.Client.Do(req)
+}
+
+// Stats returns master i's Raft status.
+func (c *Cluster) Stats(i int) (raft.Stats, error) {
+	var st raft.Stats
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := c.Do(ctx, i, http.MethodGet, "/skiff/v1/raft", "", nil)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// Leader returns the index of a running master that reports itself leader, skipping skip;
+// -1 if none.
+func (c *Cluster) Leader(skip int) int {
+	for i := range c.Names {
+		if i == skip || !c.Running(i) {
+			continue
+		}
+		if st, err := c.Stats(i); err == nil && st.State == "Leader" {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitReady waits (up to 60 s) until master i answers /readyz.
+func (c *Cluster) WaitReady(i int) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := c.Do(ctx, i, http.MethodGet, "/readyz", "", nil)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("master %s not ready within 60s (log: %s)", c.Names[i], c.logPath[i])
+}
+
+// WriteKubeconfig writes a kubeconfig pointing at master i and returns its path.
+func (c *Cluster) WriteKubeconfig(i int) string {
+	b, err := os.ReadFile(c.KubeconfigPath(i))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p := filepath.Join(c.Dir, fmt.Sprintf("kubeconfig-%d", i))
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
