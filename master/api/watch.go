@@ -53,8 +53,11 @@ func (s *Server) watch(c echo.Context, info requestInfo) error {
 
 	var initial []*fsm.Record
 	var from uint64
-	switch rv := c.QueryParam("resourceVersion"); rv {
-	case "", "0":
+	// sendInitialEvents (the watch-list protocol client-go uses): the current objects as
+	// ADDED events, then a bookmark marking their end, then changes.
+	streamList := c.QueryParam("sendInitialEvents") == "true"
+	switch rv := c.QueryParam("resourceVersion"); {
+	case rv == "" || rv == "0" || streamList:
 		st, err := s.readState(c)
 		if err != nil {
 			return writeStatus(c, err)
@@ -97,6 +100,13 @@ func (s *Server) watch(c echo.Context, info requestInfo) error {
 	for _, rec := range initial {
 		obj, err := s.eventObject(c, r, rec, rec.ModRevision, table)
 		if err != nil || send(watchEvent{Type: "ADDED", Object: obj}) != nil {
+			return nil
+		}
+	}
+	if streamList {
+		end := bookmark(r, from)
+		accessor(end).SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		if send(watchEvent{Type: "BOOKMARK", Object: end}) != nil {
 			return nil
 		}
 	}
