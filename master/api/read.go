@@ -208,14 +208,6 @@ func (s *Server) list(c echo.Context, info requestInfo) error {
 		opts.Predicate = sel.matches
 	}
 	recs, more := st.List(opts)
-	objs := make([]runtime.Object, 0, len(recs))
-	for _, rec := range recs {
-		obj, err := decodeRecord(r, rec)
-		if err != nil {
-			return writeStatus(c, err)
-		}
-		objs = append(objs, obj)
-	}
 	var next string
 	if more && len(recs) > 0 {
 		last := recs[len(recs)-1].Key
@@ -224,6 +216,19 @@ func (s *Server) list(c echo.Context, info requestInfo) error {
 		s.retainState(st)
 	}
 	rv := strconv.FormatUint(st.Revision(), 10)
+	if !wantsTable(c) && !wantsYAML(c) {
+		if b := rawList(r, recs, rv, next); b != nil {
+			return c.Blob(http.StatusOK, "application/json", b)
+		}
+	}
+	objs := make([]runtime.Object, 0, len(recs))
+	for _, rec := range recs {
+		obj, err := decodeRecord(r, rec)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		objs = append(objs, obj)
+	}
 	if wantsTable(c) {
 		t := s.table(c, r, objs, rv)
 		t.Continue = next
@@ -277,4 +282,36 @@ func (s *Server) table(c echo.Context, r *registry.Resource, objs []runtime.Obje
 // andName narrows a field selector to one object name.
 func andName(sel fields.Selector, name string) fields.Selector {
 	return fields.AndSelectors(sel, fields.OneTermEqualSelector("metadata.name", name))
+}
+
+// rawList assembles a list response from stored JSON without decoding the items; nil if
+// an item does not have the expected shape (the caller then takes the typed path).
+func rawList(r *registry.Resource, recs []*fsm.Record, rv, next string) []byte {
+	size := 128
+	for _, rec := range recs {
+		size += len(rec.Value) + 40
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"kind":`...)
+	out = strconv.AppendQuote(out, r.ListKind)
+	out = append(out, `,"apiVersion":`...)
+	out = strconv.AppendQuote(out, r.GroupVersion().String())
+	out = append(out, `,"metadata":{"resourceVersion":`...)
+	out = strconv.AppendQuote(out, rv)
+	if next != "" {
+		out = append(out, `,"continue":`...)
+		out = strconv.AppendQuote(out, next)
+	}
+	out = append(out, `},"items":[`...)
+	for i, rec := range recs {
+		item := rawWithRV(rec.Value, rec.ModRevision)
+		if item == nil {
+			return nil
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, item...)
+	}
+	return append(out, "]}"...)
 }

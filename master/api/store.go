@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -101,4 +102,28 @@ func byStoreName(name string) *registry.Resource {
 		}
 	}
 	return nil
+}
+
+var metadataOpen = []byte(`"metadata":{`)
+
+// rawWithRV returns a stored object's JSON with metadata.resourceVersion set to rev, without
+// decoding it: lists and watches send thousands of objects, and decoding each one only to
+// add a field dominated their cost. Stored JSON is written by encodeForStore, which puts
+// kind and apiVersion first and never stores a resourceVersion, so the first
+// "metadata":{ is the object's own. It returns nil if the shape is not as expected.
+func rawWithRV(value []byte, rev uint64) []byte {
+	i := bytes.Index(value, metadataOpen)
+	if i < 0 || i+len(metadataOpen) >= len(value) {
+		return nil
+	}
+	j := i + len(metadataOpen)
+	out := make([]byte, 0, len(value)+32)
+	out = append(out, value[:j]...)
+	out = append(out, `"resourceVersion":"`...)
+	out = strconv.AppendUint(out, rev, 10)
+	out = append(out, '"')
+	if value[j] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, value[j:]...)
 }

@@ -28,6 +28,7 @@ type watchEvent struct {
 	Object any    `json:"object"`
 }
 
+
 // watch streams changes to a collection as newline-separated JSON events. Without a
 // resourceVersion (or with "0") it first sends the matching objects as ADDED events, as
 // Kubernetes does; with one it resumes after it, or ends with a 410 ERROR event when that
@@ -158,6 +159,11 @@ func tooOld(from, oldest uint64) error {
 // eventObject renders a record for a watch event with its resourceVersion set to the
 // revision of the change (for a deletion, the deletion's).
 func (s *Server) eventObject(c echo.Context, r *registry.Resource, rec *fsm.Record, rev uint64, table bool) (any, error) {
+	if !table {
+		if raw := rawWithRV(rec.Value, rev); raw != nil {
+			return json.RawMessage(raw), nil
+		}
+	}
 	obj, err := decodeRecord(r, rec)
 	if err != nil {
 		return nil, err
