@@ -28,7 +28,6 @@ type watchEvent struct {
 	Object any    `json:"object"`
 }
 
-
 // watch streams changes to a collection as newline-separated JSON events. Without a
 // resourceVersion (or with "0") it first sends the matching objects as ADDED events, as
 // Kubernetes does; with one it resumes after it, or ends with a 410 ERROR event when that
