@@ -21,6 +21,7 @@ func commands() []command {
 		{"master", "run a master: Raft node, cluster state and API", runMaster},
 		{"dev", "run a local HA cluster of masters in the foreground", runDev},
 		{"status", "show the Raft status of a cluster", runStatus},
+		{"kubeconfig", "print the admin kubeconfig of a master's data dir", runKubeconfig},
 		{"version", "print the version", func([]string) error { fmt.Println("skiff", version); return nil }},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"skiff/fsm"
 	"skiff/master"
 	"skiff/raft"
 )
@@ -29,6 +30,8 @@ func runMaster(args []string) error {
 	clusterName := fs.String("cluster-name", "skiff", "the cluster's name in certificates and kubeconfigs")
 	peers := fs.String("peers", "", "founding masters for the first start, as id=host:port,… (all founders pass the same list)")
 	join := fs.String("join", "", "Raft address of any running master, to join an existing cluster")
+	bootstrapExpect := fs.Int("bootstrap-expect", 0, "number of founding masters; with --peers, it must match the list (a safety check against founding two clusters)")
+	watchHistory := fs.Int("watch-history", 10000, "how many recent changes watches can resume from before clients must relist (410 Gone)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: skiff master [flags]
@@ -36,14 +39,16 @@ func runMaster(args []string) error {
 Runs one master. The first start of a cluster passes --peers with every founding master
 (each founder the same list) or nothing for a single-master cluster; later masters pass
 --join with any member's Raft address. A restart with an existing --data-dir ignores both
-and resumes from disk. Once the API serves, <data-dir>/kubeconfig holds a kubeconfig for it
+and resumes from disk. Every flag can also come from a YAML file (--config), keyed by flag
+name, e.g. "name: m1" and "peers: [m1=10.0.0.1:7400, m2=10.0.0.2:7400, m3=10.0.0.3:7400]".
+Once the API serves, <data-dir>/kubeconfig holds a kubeconfig for it
 (cluster CA and admin token) that kubectl uses as is.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithConfig(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -60,6 +65,12 @@ Flags:
 	if len(founders) > 0 && *join != "" {
 		return errors.New("--peers and --join are exclusive: found a cluster or join one")
 	}
+	if *bootstrapExpect > 0 && *bootstrapExpect != len(founders) && *join == "" {
+		return fmt.Errorf("--bootstrap-expect %d needs --peers listing exactly %d founding masters (got %d)", *bootstrapExpect, *bootstrapExpect, len(founders))
+	}
+	if *watchHistory < 100 {
+		return fmt.Errorf("--watch-history must be at least 100, got %d", *watchHistory)
+	}
 	raftLog, err := os.OpenFile(filepath.Join(mustMkdir(*dataDir), "raft.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -71,6 +82,7 @@ Flags:
 		Raft: raft.Config{
 			ID: *name, DataDir: *dataDir, BindAddr: *raftAddr, AdvertiseAddr: *raftAdvertise,
 			LogOutput: raftLog,
+			FSM:       fsm.Options{HistorySize: *watchHistory},
 		},
 		APIAddr:      *apiAddr,
 		APIAdvertise: *apiAdvertise,

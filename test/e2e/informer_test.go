@@ -9,7 +9,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -24,6 +26,7 @@ func clientFor(t *testing.T, kubeconfig string) *kubernetes.Clientset {
 		t.Fatal(err)
 	}
 	cfg.Timeout = 10 * time.Second
+	cfg.QPS, cfg.Burst = 1000, 1000 // client-go throttles to 5 requests/s by default
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -128,5 +131,42 @@ func TestInformerSurvivesLeaderKill(t *testing.T) {
 		if err != nil || got.ResourceVersion != cm.ResourceVersion {
 			t.Fatalf("master %d read rv %v (err %v) right after a write at %s", i, got.ResourceVersion, err, cm.ResourceVersion)
 		}
+	}
+}
+
+// A watch resumed from before the retained history ends with 410 Gone, so clients relist.
+func TestWatchFromBeforeHistoryIsGone(t *testing.T) {
+	c := cluster.Start(t, 3, "--watch-history", "100")
+	cs := clientFor(t, c.WriteKubeconfig(0))
+	ctx := context.Background()
+	cm, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "churn"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := cm.ResourceVersion
+	for i := 0; i < 150; i++ {
+		cm.Data = map[string]string{"i": strconv.Itoa(i)}
+		if cm, err = cs.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range c.Names {
+		w, err := clientFor(t, c.WriteKubeconfig(i)).CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: old})
+		if err != nil {
+			if apierrors.IsGone(err) || apierrors.IsResourceExpired(err) {
+				continue
+			}
+			t.Fatalf("master %d: %v", i, err)
+		}
+		select {
+		case ev := <-w.ResultChan():
+			st, ok := ev.Object.(*metav1.Status)
+			if ev.Type != watch.Error || !ok || st.Code != 410 {
+				t.Fatalf("master %d: first event %v %+v, want ERROR 410", i, ev.Type, ev.Object)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("master %d: no event", i)
+		}
+		w.Stop()
 	}
 }
