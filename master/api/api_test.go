@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"skiff/master/api"
+	"skiff/master/api/apitest"
 	"skiff/raft"
 	"skiff/raft/rafttest"
 )
@@ -29,27 +28,8 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T, size int, mutate func(*raft.Config)) *testAPI {
 	t.Helper()
-	c := rafttest.New(t, rafttest.Options{Size: size, Config: mutate})
-	leader := c.Node(c.WaitLeader())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := api.EnsureClusterObjects(ctx, leader, "test"); err != nil {
-		t.Fatal(err)
-	}
-	st, err := leader.LinearizableRead(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta := &testAPI{t: t, c: c, token: api.AdminToken(st)}
-	for i := 0; i < size; i++ {
-		e := echo.New()
-		api.New(c.Node(i), "127.0.0.1:6443").Register(e)
-		srv := httptest.NewServer(e)
-		t.Cleanup(srv.Close)
-		ta.servers = append(ta.servers, srv)
-	}
-	ta.srv = ta.servers[0]
-	return ta
+	ac := apitest.Start(t, size, false, mutate)
+	return &testAPI{t: t, c: ac.Store, token: ac.Token, servers: ac.Servers, srv: ac.Servers[0]}
 }
 
 type response struct {

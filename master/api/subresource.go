@@ -17,25 +17,9 @@ func (s *Server) statusSubresource(c echo.Context, info requestInfo) error {
 	case http.MethodGet:
 		return s.get(c, info)
 	case http.MethodPut:
-		body, err := readBody(c)
-		if err != nil {
-			return writeStatus(c, err)
-		}
-		obj, err := decodeObject(c, info.Resource, body)
-		if err != nil {
-			return writeStatus(c, err)
-		}
-		out, err := s.replace(c, info, obj, true)
-		if err != nil {
-			return writeStatus(c, err)
-		}
-		return writeObject(c, http.StatusOK, out)
+		return s.update(c, info)
 	case http.MethodPatch:
-		out, err := s.patchObject(c, info, true)
-		if err != nil {
-			return writeStatus(c, err)
-		}
-		return writeObject(c, http.StatusOK, out)
+		return s.patch(c, info)
 	}
 	return writeStatus(c, apierrors.NewMethodNotSupported(grOf(info.Resource), c.Request().Method))
 }

@@ -186,8 +186,8 @@ func validateMeta(r *registry.Resource, acc metav1.Object) field.ErrorList {
 	return errs
 }
 
-// update replaces an object (PUT). Without a resourceVersion in the body it is
-// unconditional, as Kubernetes allows for these resources.
+// update replaces an object, or only its status on the status subresource (PUT). Without a
+// resourceVersion in the body it is unconditional, as Kubernetes allows for these resources.
 func (s *Server) update(c echo.Context, info requestInfo) error {
 	body, err := readBody(c)
 	if err != nil {
@@ -197,7 +197,7 @@ func (s *Server) update(c echo.Context, info requestInfo) error {
 	if err != nil {
 		return writeStatus(c, err)
 	}
-	out, err := s.replace(c, info, obj, false)
+	out, err := s.replace(c, info, obj, info.Subresource == "status")
 	if err != nil {
 		return writeStatus(c, err)
 	}

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"skiff/fsm"
-	"skiff/master/api"
+	"skiff/master/api/apitest"
 	"skiff/raft/rafttest"
 )
 
@@ -28,27 +27,11 @@ type apiCluster struct {
 }
 
 func startAPICluster(b *testing.B) *apiCluster {
-	c := rafttest.New(b, rafttest.Options{Dir: b.TempDir()})
-	leader := c.Node(c.WaitLeader())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := api.EnsureClusterObjects(ctx, leader, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	st, err := leader.LinearizableRead(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ac := &apiCluster{c: c, token: api.AdminToken(st)}
-	for i := 0; i < c.Size(); i++ {
-		e := echo.New()
-		api.New(c.Node(i), "127.0.0.1").Register(e)
-		srv := httptest.NewTLSServer(e)
+	ac := apitest.Start(b, 3, true, nil)
+	for _, srv := range ac.Servers {
 		srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 256
-		b.Cleanup(srv.Close)
-		ac.servers = append(ac.servers, srv)
 	}
-	return ac
+	return &apiCluster{c: ac.Store, servers: ac.Servers, token: ac.Token}
 }
 
 func (ac *apiCluster) do(i int, method, path string, body []byte) (int, []byte, error) {
