@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/pki"
 	"skiff/master/registry"
 	"skiff/raft"
@@ -79,11 +80,11 @@ func ensureOnce(ctx context.Context, node *raft.Node, clusterName string) error 
 			},
 		}
 		nsRes.Default(ns)
-		value, m, err := encodeForStore(nsRes, ns)
+		value, m, err := objects.Encode(nsRes, ns)
 		if err != nil {
 			return err
 		}
-		if err := create(storeKey(nsRes, "", name), value, m); err != nil {
+		if err := create(objects.Key(nsRes, "", name), value, m); err != nil {
 			return fmt.Errorf("creating namespace %s: %w", name, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/registry"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) delete(c echo.Context, info requestInfo) error {
 	if err != nil {
 		return writeStatus(c, err)
 	}
-	rec := st.Get(storeKey(info.Resource, info.Namespace, info.Name))
+	rec := st.Get(objects.Key(info.Resource, info.Namespace, info.Name))
 	if rec == nil {
 		return writeStatus(c, apierrors.NewNotFound(grOf(info.Resource), info.Name))
 	}
@@ -77,11 +78,11 @@ func (s *Server) delete(c echo.Context, info requestInfo) error {
 // finalizers (or a pod's graceful termination on its node) must run first. It returns the
 // object as the response shows it and the HTTP code (200 deleted, 202 marked).
 func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resource, rec *fsm.Record, opts *metav1.DeleteOptions) (runtime.Object, int, error) {
-	obj, err := decodeRecord(r, rec)
+	obj, err := objects.Decode(r, rec)
 	if err != nil {
 		return nil, 0, err
 	}
-	acc := accessor(obj)
+	acc := objects.Accessor(obj)
 	if p := opts.Preconditions; p != nil {
 		if p.UID != nil && *p.UID != acc.GetUID() {
 			return nil, 0, apierrors.NewConflict(grOf(r), acc.GetName(), fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, acc.GetUID()))
@@ -126,7 +127,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		if dryRun(c) {
 			return obj, http.StatusAccepted, nil
 		}
-		value, m, err := encodeForStore(r, obj)
+		value, m, err := objects.Encode(r, obj)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -145,7 +146,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		if dryRun(c) {
 			return obj, http.StatusOK, nil
 		}
-		value, m, err := encodeForStore(r, obj)
+		value, m, err := objects.Encode(r, obj)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -207,15 +208,15 @@ func appendUnique(list []string, s string) []string {
 func orphanOps(st *fsm.State, owner metav1.Object) ([]fsm.Op, error) {
 	var ops []fsm.Op
 	for _, dep := range st.Dependents(string(owner.GetUID())) {
-		r := byStoreName(dep.Key.Resource)
+		r := objects.ByStoreName(dep.Key.Resource)
 		if r == nil {
 			continue
 		}
-		obj, err := decodeRecord(r, dep)
+		obj, err := objects.Decode(r, dep)
 		if err != nil {
 			return nil, err
 		}
-		acc := accessor(obj)
+		acc := objects.Accessor(obj)
 		var refs []metav1.OwnerReference
 		for _, ref := range acc.GetOwnerReferences() {
 			if ref.UID != owner.GetUID() {
@@ -223,7 +224,7 @@ func orphanOps(st *fsm.State, owner metav1.Object) ([]fsm.Op, error) {
 			}
 		}
 		acc.SetOwnerReferences(refs)
-		value, m, err := encodeForStore(r, obj)
+		value, m, err := objects.Encode(r, obj)
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +246,7 @@ func (s *Server) deleteCollection(c echo.Context, info requestInfo) error {
 	if err != nil {
 		return writeStatus(c, err)
 	}
-	lo := fsm.ListOptions{Resource: storeResource(info.Resource), Namespace: info.Namespace, Predicate: sel.matches}
+	lo := fsm.ListOptions{Resource: objects.StoreResource(info.Resource), Namespace: info.Namespace, Predicate: sel.matches}
 	recs, _ := st.List(lo)
 	for _, rec := range recs {
 		if _, _, err := s.deleteRecord(c, st, info.Resource, rec, opts); err != nil && !apierrors.IsNotFound(err) {

@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/registry"
 	"skiff/raft"
 )
@@ -23,7 +24,7 @@ func FinalizeNamespace(ctx context.Context, node *raft.Node, name string) error 
 			continue
 		}
 		for {
-			recs, _ := st.List(fsm.ListOptions{Resource: storeResource(r), Namespace: name, Limit: finalizeBatch})
+			recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(r), Namespace: name, Limit: finalizeBatch})
 			if len(recs) == 0 {
 				break
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"skiff/master/objects"
 
 	"github.com/labstack/echo/v4"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -68,10 +69,10 @@ func (s *Server) patchObject(c echo.Context, info requestInfo, status bool) (run
 		if err != nil {
 			return nil, err
 		}
-		acc := accessor(obj)
-		pinned := acc.GetResourceVersion() != accessor(cur).GetResourceVersion()
+		acc := objects.Accessor(obj)
+		pinned := acc.GetResourceVersion() != objects.Accessor(cur).GetResourceVersion()
 		if !pinned {
-			acc.SetResourceVersion(accessor(cur).GetResourceVersion())
+			acc.SetResourceVersion(objects.Accessor(cur).GetResourceVersion())
 		}
 		out, err := s.replace(c, info, obj, status)
 		if apierrors.IsConflict(err) && !pinned && attempt < maxPatchRetries {

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/registry"
 )
 
@@ -20,16 +21,16 @@ func TestRawWithRVMatchesTypedPath(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "q"}},
 	}
 	for _, obj := range objs {
-		value, _, err := encodeForStore(r, obj)
+		value, _, err := objects.Encode(r, obj)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := &fsm.Record{Key: storeKey(r, obj.Namespace, obj.Name), Value: value, ModRevision: 42}
-		typed, err := decodeRecord(r, rec)
+		rec := &fsm.Record{Key: objects.Key(r, obj.Namespace, obj.Name), Value: value, ModRevision: 42}
+		typed, err := objects.Decode(r, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw := rawWithRV(value, 42)
+		raw := objects.RawWithRV(value, 42)
 		var fromRaw corev1.Pod
 		if err := json.Unmarshal(raw, &fromRaw); err != nil {
 			t.Fatalf("raw JSON does not parse: %v\n%s", err, raw)
@@ -43,7 +44,7 @@ func TestRawWithRVMatchesTypedPath(t *testing.T) {
 			t.Fatalf("raw list: %v %s", err, list)
 		}
 	}
-	if rawWithRV([]byte(`{"kind":"X"}`), 1) != nil {
+	if objects.RawWithRV([]byte(`{"kind":"X"}`), 1) != nil {
 		t.Fatal("accepted JSON without metadata")
 	}
 }

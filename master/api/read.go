@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/registry"
 )
 
@@ -31,7 +32,7 @@ func (s *Server) readState(c echo.Context) (*fsm.State, error) {
 	case "0":
 		return s.node.FSM().State(), nil
 	default:
-		n, err := parseRV(rv)
+		n, err := objects.ParseRV(rv)
 		if err != nil {
 			return nil, apierrors.NewBadRequest(err.Error())
 		}
@@ -60,11 +61,11 @@ func (s *Server) get(c echo.Context, info requestInfo) error {
 }
 
 func (s *Server) getFrom(st *fsm.State, info requestInfo) (runtime.Object, error) {
-	rec := st.Get(storeKey(info.Resource, info.Namespace, info.Name))
+	rec := st.Get(objects.Key(info.Resource, info.Namespace, info.Name))
 	if rec == nil {
 		return nil, apierrors.NewNotFound(grOf(info.Resource), info.Name)
 	}
-	return decodeRecord(info.Resource, rec)
+	return objects.Decode(info.Resource, rec)
 }
 
 // selection is a list or watch's label and field selectors, compiled into a predicate.
@@ -126,7 +127,7 @@ func (sel *selection) matches(rec *fsm.Record) bool {
 	}
 	for _, req := range sel.fields.Requirements() {
 		if _, ok := set[req.Field]; !ok && sel.r.Fields != nil {
-			if obj, err := decodeRecord(sel.r, rec); err == nil {
+			if obj, err := objects.Decode(sel.r, rec); err == nil {
 				for k, v := range sel.r.Fields(obj) {
 					set[k] = v
 				}
@@ -192,12 +193,12 @@ func (s *Server) list(c echo.Context, info requestInfo) error {
 		if st = s.retained(ct.RV); st == nil {
 			return writeStatus(c, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."))
 		}
-		k := storeKey(r, ct.Namespace, ct.Name)
+		k := objects.Key(r, ct.Namespace, ct.Name)
 		after = &k
 	} else if st, err = s.readState(c); err != nil {
 		return writeStatus(c, err)
 	}
-	opts := fsm.ListOptions{Resource: storeResource(r), After: after, Limit: limit}
+	opts := fsm.ListOptions{Resource: objects.StoreResource(r), After: after, Limit: limit}
 	if r.Namespaced {
 		opts.Namespace = info.Namespace
 	}
@@ -223,7 +224,7 @@ func (s *Server) list(c echo.Context, info requestInfo) error {
 	}
 	objs := make([]runtime.Object, 0, len(recs))
 	for _, rec := range recs {
-		obj, err := decodeRecord(r, rec)
+		obj, err := objects.Decode(r, rec)
 		if err != nil {
 			return writeStatus(c, err)
 		}
@@ -304,7 +305,7 @@ func rawList(r *registry.Resource, recs []*fsm.Record, rv, next string) []byte {
 	}
 	out = append(out, `},"items":[`...)
 	for i, rec := range recs {
-		item := rawWithRV(rec.Value, rec.ModRevision)
+		item := objects.RawWithRV(rec.Value, rec.ModRevision)
 		if item == nil {
 			return nil
 		}

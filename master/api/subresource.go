@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"skiff/master/objects"
 
 	"github.com/labstack/echo/v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -36,7 +37,7 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 		return writeStatus(c, err)
 	}
 	toScale := func() *autoscalingv1.Scale {
-		acc := accessor(obj)
+		acc := objects.Accessor(obj)
 		replicas, current, selector := r.GetScale(obj)
 		return &autoscalingv1.Scale{
 			TypeMeta: metav1.TypeMeta{Kind: "Scale", APIVersion: "autoscaling/v1"},
@@ -84,7 +85,7 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 	if want.Spec.Replicas < 0 {
 		return writeStatus(c, apierrors.NewBadRequest("spec.replicas must be non-negative"))
 	}
-	acc := accessor(obj)
+	acc := objects.Accessor(obj)
 	if want.ResourceVersion != "" && want.ResourceVersion != acc.GetResourceVersion() {
 		acc.SetResourceVersion(want.ResourceVersion)
 	}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/registry"
 )
 
@@ -62,18 +63,18 @@ func (s *Server) watch(c echo.Context, info requestInfo) error {
 		if err != nil {
 			return writeStatus(c, err)
 		}
-		opts := fsm.ListOptions{Resource: storeResource(r), Predicate: sel.matches}
+		opts := fsm.ListOptions{Resource: objects.StoreResource(r), Predicate: sel.matches}
 		if r.Namespaced {
 			opts.Namespace = info.Namespace
 		}
 		initial, _ = st.List(opts)
 		from = st.Revision()
 	default:
-		if from, err = parseRV(rv); err != nil {
+		if from, err = objects.ParseRV(rv); err != nil {
 			return writeStatus(c, apierrors.NewBadRequest(err.Error()))
 		}
 	}
-	wopts := fsm.WatchOptions{Resource: storeResource(r), From: from, Predicate: sel.matches}
+	wopts := fsm.WatchOptions{Resource: objects.StoreResource(r), From: from, Predicate: sel.matches}
 	if r.Namespaced {
 		wopts.Namespace = info.Namespace
 	}
@@ -105,7 +106,7 @@ func (s *Server) watch(c echo.Context, info requestInfo) error {
 	}
 	if streamList {
 		end := bookmark(r, from)
-		accessor(end).SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		objects.Accessor(end).SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 		if send(watchEvent{Type: "BOOKMARK", Object: end}) != nil {
 			return nil
 		}
@@ -159,15 +160,15 @@ func tooOld(from, oldest uint64) error {
 // revision of the change (for a deletion, the deletion's).
 func (s *Server) eventObject(c echo.Context, r *registry.Resource, rec *fsm.Record, rev uint64, table bool) (any, error) {
 	if !table {
-		if raw := rawWithRV(rec.Value, rev); raw != nil {
+		if raw := objects.RawWithRV(rec.Value, rev); raw != nil {
 			return json.RawMessage(raw), nil
 		}
 	}
-	obj, err := decodeRecord(r, rec)
+	obj, err := objects.Decode(r, rec)
 	if err != nil {
 		return nil, err
 	}
-	accessor(obj).SetResourceVersion(strconv.FormatUint(rev, 10))
+	objects.Accessor(obj).SetResourceVersion(strconv.FormatUint(rev, 10))
 	if table {
 		return s.table(c, r, []runtime.Object{obj}, strconv.FormatUint(rev, 10)), nil
 	}
@@ -177,7 +178,7 @@ func (s *Server) eventObject(c echo.Context, r *registry.Resource, rec *fsm.Reco
 func bookmark(r *registry.Resource, rev uint64) runtime.Object {
 	obj := r.New()
 	obj.GetObjectKind().SetGroupVersionKind(r.GroupVersionKind())
-	acc := accessor(obj)
+	acc := objects.Accessor(obj)
 	acc.SetResourceVersion(strconv.FormatUint(rev, 10))
 	acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "false"})
 	return obj

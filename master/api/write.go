@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"skiff/fsm"
+	"skiff/master/objects"
 	"skiff/master/registry"
 )
 
@@ -99,7 +100,7 @@ func (s *Server) create(c echo.Context, info requestInfo) error {
 	if err != nil {
 		return writeStatus(c, err)
 	}
-	acc := accessor(obj)
+	acc := objects.Accessor(obj)
 	if r.Namespaced {
 		if acc.GetNamespace() == "" {
 			acc.SetNamespace(info.Namespace)
@@ -147,11 +148,11 @@ func (s *Server) create(c echo.Context, info requestInfo) error {
 	var res *fsm.TxnResult
 	for attempt := 0; ; attempt++ {
 		claims := allocateClusterIP(s.node.FSM().State(), obj)
-		value, m, err := encodeForStore(r, obj)
+		value, m, err := objects.Encode(r, obj)
 		if err != nil {
 			return writeStatus(c, err)
 		}
-		ops := append([]fsm.Op{fsm.Create(storeKey(r, acc.GetNamespace(), acc.GetName()), value, m)}, claims...)
+		ops := append([]fsm.Op{fsm.Create(objects.Key(r, acc.GetNamespace(), acc.GetName()), value, m)}, claims...)
 		ctx, cancel := contextWithTimeout(c, proposeTimeout)
 		res, err = s.node.Propose(ctx, &fsm.Txn{Ops: ops})
 		cancel()
@@ -210,7 +211,7 @@ func (s *Server) update(c echo.Context, info requestInfo) error {
 // re-apply over the newer object, as Kubernetes' GuaranteedUpdate does.
 func (s *Server) replace(c echo.Context, info requestInfo, obj runtime.Object, status bool) (runtime.Object, error) {
 	r := info.Resource
-	acc := accessor(obj)
+	acc := objects.Accessor(obj)
 	if acc.GetName() != info.Name {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), info.Name))
 	}
@@ -222,7 +223,7 @@ func (s *Server) replace(c echo.Context, info requestInfo, obj runtime.Object, s
 			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 		}
 	}
-	want, err := parseRV(acc.GetResourceVersion())
+	want, err := objects.ParseRV(acc.GetResourceVersion())
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
@@ -241,7 +242,7 @@ func (s *Server) replace(c echo.Context, info requestInfo, obj runtime.Object, s
 // linearizable read).
 func (s *Server) replaceOnce(c echo.Context, info requestInfo, obj runtime.Object, status bool, want uint64, fresh bool) (runtime.Object, error) {
 	r := info.Resource
-	key := storeKey(r, info.Namespace, info.Name)
+	key := objects.Key(r, info.Namespace, info.Name)
 	st := s.node.FSM().State()
 	rec := st.Get(key)
 	if fresh || rec == nil || want > rec.ModRevision {
@@ -257,7 +258,7 @@ func (s *Server) replaceOnce(c echo.Context, info requestInfo, obj runtime.Objec
 	if want != 0 && want != rec.ModRevision {
 		return nil, apierrors.NewConflict(grOf(r), info.Name, errors.New("the object has been modified; please apply your changes to the latest version and try again"))
 	}
-	old, err := decodeRecord(r, rec)
+	old, err := objects.Decode(r, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +266,7 @@ func (s *Server) replaceOnce(c echo.Context, info requestInfo, obj runtime.Objec
 		return nil, apierrors.NewInvalid(gkOf(r), info.Name, errs)
 	}
 	keepAllocated(obj, old)
-	acc := accessor(obj)
+	acc := objects.Accessor(obj)
 	if r.Default != nil {
 		r.Default(obj)
 	}
@@ -284,7 +285,7 @@ func (s *Server) replaceOnce(c echo.Context, info requestInfo, obj runtime.Objec
 		}
 		return obj, nil
 	}
-	value, m, err := encodeForStore(r, obj)
+	value, m, err := objects.Encode(r, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +301,7 @@ func (s *Server) replaceOnce(c echo.Context, info requestInfo, obj runtime.Objec
 // metadata, and either the status (main resource) or everything but the status (status
 // subresource). It bumps the generation when the spec changed.
 func prepareForUpdate(r *registry.Resource, obj, old runtime.Object, status bool) field.ErrorList {
-	acc, oldAcc := accessor(obj), accessor(old)
+	acc, oldAcc := objects.Accessor(obj), objects.Accessor(old)
 	var errs field.ErrorList
 	if acc.GetUID() != "" && acc.GetUID() != oldAcc.GetUID() {
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "uid"), acc.GetUID(), "field is immutable"))
@@ -322,7 +323,7 @@ func prepareForUpdate(r *registry.Resource, obj, old runtime.Object, status bool
 			rv := acc.GetResourceVersion()
 			copyObject(obj, old)
 			setField(obj, "Status", newStatus)
-			accessor(obj).SetResourceVersion(rv)
+			objects.Accessor(obj).SetResourceVersion(rv)
 		}
 		return errs
 	}

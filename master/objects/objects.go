@@ -1,4 +1,7 @@
-package api
+// Package objects maps API objects onto store records: the key a resource's objects live
+// under, and the JSON they are stored as. The API server and the leader's controllers
+// share it, so both write exactly what the other reads.
+package objects
 
 import (
 	"bytes"
@@ -13,25 +16,26 @@ import (
 	"skiff/master/registry"
 )
 
-// storeResource is the name a resource's objects have in the store: the plural, qualified
+// StoreResource is the name a resource's objects have in the store: the plural, qualified
 // by the group for non-core groups ("pods", "deployments.apps").
-func storeResource(r *registry.Resource) string {
+func StoreResource(r *registry.Resource) string {
 	if r.Group == "" {
 		return r.Resource
 	}
 	return r.Resource + "." + r.Group
 }
 
-func storeKey(r *registry.Resource, namespace, name string) fsm.Key {
+// Key is where the object namespace/name of r is stored.
+func Key(r *registry.Resource, namespace, name string) fsm.Key {
 	if !r.Namespaced {
 		namespace = ""
 	}
-	return fsm.Key{Resource: storeResource(r), Namespace: namespace, Name: name}
+	return fsm.Key{Resource: StoreResource(r), Namespace: namespace, Name: name}
 }
 
-// decodeRecord turns a stored record into its typed object, with resourceVersion set to
+// Decode turns a stored record into its typed object, with resourceVersion set to
 // the record's revision (which is not stored: it is only known once the entry commits).
-func decodeRecord(r *registry.Resource, rec *fsm.Record) (runtime.Object, error) {
+func Decode(r *registry.Resource, rec *fsm.Record) (runtime.Object, error) {
 	obj := r.New()
 	if err := json.Unmarshal(rec.Value, obj); err != nil {
 		return nil, fmt.Errorf("stored %s is corrupt: %w", rec.Key, err)
@@ -45,9 +49,9 @@ func decodeRecord(r *registry.Resource, rec *fsm.Record) (runtime.Object, error)
 	return obj, nil
 }
 
-// encodeForStore serialises obj without its resourceVersion and returns what the store
+// Encode serialises obj without its resourceVersion and returns what the store
 // indexes about it.
-func encodeForStore(r *registry.Resource, obj runtime.Object) ([]byte, fsm.Meta, error) {
+func Encode(r *registry.Resource, obj runtime.Object) ([]byte, fsm.Meta, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, fsm.Meta{}, err
@@ -74,8 +78,8 @@ func encodeForStore(r *registry.Resource, obj runtime.Object) ([]byte, fsm.Meta,
 	return b, m, nil
 }
 
-// parseRV parses a resourceVersion; empty is zero.
-func parseRV(s string) (uint64, error) {
+// ParseRV parses a resourceVersion; empty is zero.
+func ParseRV(s string) (uint64, error) {
 	if s == "" {
 		return 0, nil
 	}
@@ -86,7 +90,8 @@ func parseRV(s string) (uint64, error) {
 	return v, nil
 }
 
-func accessor(obj runtime.Object) metav1.Object {
+// Accessor returns obj's metadata; every registered type has it.
+func Accessor(obj runtime.Object) metav1.Object {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		panic(fmt.Sprintf("api: %T has no object metadata", obj))
@@ -94,10 +99,10 @@ func accessor(obj runtime.Object) metav1.Object {
 	return acc
 }
 
-// byStoreName finds the resource whose objects are stored under name.
-func byStoreName(name string) *registry.Resource {
+// ByStoreName finds the resource whose objects are stored under name.
+func ByStoreName(name string) *registry.Resource {
 	for _, r := range registry.All() {
-		if storeResource(r) == name {
+		if StoreResource(r) == name {
 			return r
 		}
 	}
@@ -106,12 +111,12 @@ func byStoreName(name string) *registry.Resource {
 
 var metadataOpen = []byte(`"metadata":{`)
 
-// rawWithRV returns a stored object's JSON with metadata.resourceVersion set to rev, without
+// RawWithRV returns a stored object's JSON with metadata.resourceVersion set to rev, without
 // decoding it: lists and watches send thousands of objects, and decoding each one only to
-// add a field dominated their cost. Stored JSON is written by encodeForStore, which puts
+// add a field dominated their cost. Stored JSON is written by Encode, which puts
 // kind and apiVersion first and never stores a resourceVersion, so the first
 // "metadata":{ is the object's own. It returns nil if the shape is not as expected.
-func rawWithRV(value []byte, rev uint64) []byte {
+func RawWithRV(value []byte, rev uint64) []byte {
 	i := bytes.Index(value, metadataOpen)
 	if i < 0 || i+len(metadataOpen) >= len(value) {
 		return nil
