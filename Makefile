@@ -6,7 +6,7 @@ DATA_DIR ?= skiff-dev
 # Two cores: never run more than two test binaries at once.
 TESTFLAGS ?= -p 2 -count=1 -timeout 20m
 
-.PHONY: build test test-unit test-race bench lint run clean
+.PHONY: build test bench lint run clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/skiff
@@ -14,8 +14,8 @@ build:
 # Everything CI runs: vet and format checks, every package's tests, with the race detector
 # on the concurrent core (store, Raft, API, verifiers).
 test: lint build
-	$(GO) test $(TESTFLAGS) -race ./fsm/... ./raft/... ./master/... ./test/verify/...
-	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /fsm -e /raft -e /master -e /test/verify)
+	$(GO) test $(TESTFLAGS) -race ./fsm/... ./raft/... ./gossip/... ./master/... ./test/verify/...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /fsm -e /raft -e /gossip -e /master -e /test/verify)
 
 # Benchmarks print their figures and ratios against baselines measured in the same run.
 bench: build

@@ -17,9 +17,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"skiff/fsm"
+	"skiff/gossip"
 	"skiff/master/api"
+	"skiff/master/controller"
 	"skiff/raft"
 )
+
+// Version is the skiff version masters announce in gossip; set at build time.
+var Version = "dev"
 
 // Config configures a master.
 type Config struct {
@@ -32,9 +37,21 @@ type Config struct {
 	// Peers are the founding members (including this one) for a first bootstrap; empty with
 	// Join set means join a running cluster; empty without Join means a single-node cluster.
 	Peers []raft.Peer
-	// Join is the Raft address of any running member.
-	Join   string
-	Logger *slog.Logger
+	// Join is the Raft address of any running master (without gossip).
+	Join string
+	// Gossip, when Gossip.BindAddr is set, makes this master a gossip member that
+	// announces its API and Raft addresses; GossipJoin lists members (masters or agents)
+	// to join through. A master without state that joins gossip finds the masters there
+	// and asks their leader to add it.
+	Gossip     gossip.Config
+	GossipJoin []string
+	// BootstrapExpect, with gossip and without Peers, founds the cluster once this many
+	// masters (this one included) are alive in gossip.
+	BootstrapExpect int
+	// EvictionTimeout is how long pods stay on a node gossip reports gone before they are
+	// deleted so their controllers replace them (default 5 min).
+	EvictionTimeout time.Duration
+	Logger          *slog.Logger
 }
 
 // Master runs one master until Shutdown. Its methods are safe for concurrent use.
@@ -48,6 +65,7 @@ type Master struct {
 	ready chan struct{}
 	stop  context.CancelFunc
 	done  chan struct{}
+	pool  *gossip.Pool // nil without gossip
 }
 
 // Start opens the Raft node, bootstraps or joins as configured, and starts the API. It
@@ -71,39 +89,33 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		}
 	})
 	node.OnLeader("namespace-finalizer", func(ctx context.Context) { api.NamespaceFinalizer(ctx, node) })
-	hasState, err := node.HasState()
-	if err != nil {
-		node.Shutdown()
-		return nil, err
-	}
-	switch {
-	case hasState:
-		m.log.Info("restarting from existing state", "data_dir", cfg.Raft.DataDir)
-	case cfg.Join != "":
-		m.log.Info("joining cluster", "through", cfg.Join)
-		jctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err = node.Join(jctx, cfg.Join)
-		cancel()
-	default:
-		peers := cfg.Peers
-		if len(peers) == 0 {
-			peers = []raft.Peer{{ID: cfg.Raft.ID, Address: node.Addr(), Voter: true}}
+	fail := func(err error) (*Master, error) {
+		if m.pool != nil {
+			m.pool.Shutdown()
 		}
-		m.log.Info("bootstrapping cluster", "peers", len(peers))
-		err = node.Bootstrap(peers)
-	}
-	if err != nil {
+		if m.ln != nil {
+			m.ln.Close()
+		}
 		node.Shutdown()
 		return nil, err
 	}
 	m.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
-		node.Shutdown()
-		return nil, fmt.Errorf("listening for the API on %s: %w", cfg.APIAddr, err)
+		return fail(fmt.Errorf("listening for the API on %s: %w", cfg.APIAddr, err))
 	}
 	advertise := cfg.APIAdvertise
 	if advertise == "" {
 		advertise = m.ln.Addr().String()
+	}
+	if cfg.Gossip.BindAddr != "" || cfg.Gossip.Transport != nil {
+		if err := m.startGossip(ctx, advertise); err != nil {
+			return fail(err)
+		}
+		lifecycle := &controller.NodeLifecycle{Store: node, Members: m.pool, EvictionTimeout: cfg.EvictionTimeout, Logger: m.log.With("controller", "node-lifecycle")}
+		node.OnLeader("node-lifecycle", lifecycle.Run)
+	}
+	if err := m.joinOrBootstrap(ctx); err != nil {
+		return fail(err)
 	}
 	m.api = api.New(node, advertise)
 	e := echo.New()
@@ -117,6 +129,137 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.log.Info("master started", "id", cfg.Raft.ID, "raft", node.Addr(), "api", "https://"+advertise)
 	return m, nil
 }
+
+// startGossip joins the gossip pool, announcing this master's API and Raft addresses.
+func (m *Master) startGossip(ctx context.Context, apiAdvertise string) error {
+	gc := m.cfg.Gossip
+	if gc.Name == "" {
+		gc.Name = m.cfg.Raft.ID
+	}
+	gc.Meta = gossip.Meta{Role: gossip.RoleMaster, Name: m.cfg.Raft.ID, API: apiAdvertise, Raft: m.node.Addr(), Version: Version}
+	if gc.Logger == nil {
+		gc.Logger = m.log.With("component", "gossip")
+	}
+	pool, err := gossip.Start(gc)
+	if err != nil {
+		return fmt.Errorf("starting gossip: %w", err)
+	}
+	m.pool = pool
+	if len(m.cfg.GossipJoin) == 0 {
+		return nil
+	}
+	if n, err := pool.Join(m.cfg.GossipJoin); n == 0 {
+		// Nobody answered yet (they may be starting too, or down): keep trying in the
+		// background; Raft does not need gossip to resume from disk.
+		m.log.Warn("gossip join failed; retrying in the background", "through", m.cfg.GossipJoin, "error", err)
+		go m.rejoinGossip(ctx)
+	}
+	return nil
+}
+
+// rejoinGossip retries joining the gossip pool until another member is known.
+func (m *Master) rejoinGossip(ctx context.Context) {
+	for len(m.pool.Members()) < 2 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		if n, _ := m.pool.Join(m.cfg.GossipJoin); n > 0 {
+			m.log.Info("joined gossip", "through", m.cfg.GossipJoin)
+			return
+		}
+	}
+}
+
+// joinOrBootstrap makes this node part of a Raft cluster: resume from disk, found one (from
+// --peers, or from the masters gossip shows once BootstrapExpect of them are there), or
+// join one (through a Raft address, or through a master gossip shows).
+func (m *Master) joinOrBootstrap(ctx context.Context) error {
+	cfg, node := m.cfg, m.node
+	hasState, err := node.HasState()
+	if err != nil {
+		return err
+	}
+	switch {
+	case hasState:
+		m.log.Info("restarting from existing state", "data_dir", cfg.Raft.DataDir)
+		return nil
+	case len(cfg.Peers) > 0:
+		m.log.Info("bootstrapping cluster", "peers", len(cfg.Peers))
+		return node.Bootstrap(cfg.Peers)
+	case cfg.Join != "":
+		m.log.Info("joining cluster", "through", cfg.Join)
+		jctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		return node.Join(jctx, cfg.Join)
+	case m.pool != nil && cfg.BootstrapExpect > 0:
+		return m.bootstrapFromGossip(ctx)
+	case m.pool != nil && len(cfg.GossipJoin) > 0:
+		return m.joinThroughGossip(ctx)
+	}
+	m.log.Info("bootstrapping a single-master cluster")
+	return node.Bootstrap([]raft.Peer{{ID: cfg.Raft.ID, Address: node.Addr(), Voter: true}})
+}
+
+// bootstrapFromGossip waits until BootstrapExpect masters are alive in gossip, then founds
+// the cluster with exactly them; every founder computes the same set. A master that finds
+// a cluster already led there joins it instead.
+func (m *Master) bootstrapFromGossip(ctx context.Context) error {
+	want := m.cfg.BootstrapExpect
+	m.log.Info("waiting for masters in gossip", "expect", want)
+	for {
+		masters := m.pool.Alive(gossip.RoleMaster)
+		if len(masters) >= want {
+			var peers []raft.Peer
+			for _, mm := range masters[:want] {
+				peers = append(peers, raft.Peer{ID: mm.Meta.Name, Address: mm.Meta.Raft, Voter: true})
+			}
+			self := false
+			for _, p := range peers {
+				self = self || p.ID == m.cfg.Raft.ID
+			}
+			if !self {
+				return m.joinThroughGossip(ctx)
+			}
+			m.log.Info("bootstrapping cluster from gossip", "peers", len(peers))
+			return m.node.Bootstrap(peers)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.pool.Changes():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// joinThroughGossip asks the masters gossip shows to add this one as a voter.
+func (m *Master) joinThroughGossip(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for _, mm := range m.pool.Alive(gossip.RoleMaster) {
+			if mm.Meta.Name == m.cfg.Raft.ID || mm.Meta.Raft == "" {
+				continue
+			}
+			jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := m.node.Join(jctx, mm.Meta.Raft)
+			cancel()
+			if err == nil {
+				m.log.Info("joined cluster", "through", mm.Meta.Name)
+				return nil
+			}
+			m.log.Warn("join through master failed", "master", mm.Meta.Name, "error", err)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.New("no master found through gossip accepted this one within 2 minutes")
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// Gossip is the master's gossip pool, or nil when it runs without gossip.
+func (m *Master) Gossip() *gossip.Pool { return m.pool }
 
 // serve waits for the cluster's CA to replicate here, then serves HTTPS with a
 // certificate for this master signed by it, and writes <data-dir>/kubeconfig.
@@ -175,8 +318,13 @@ func (m *Master) Shutdown(ctx context.Context) error {
 	herr := m.http.Shutdown(ctx)
 	m.ln.Close()
 	<-m.done
+	var gerr error
+	if m.pool != nil {
+		_ = m.pool.Leave(2 * time.Second)
+		gerr = m.pool.Shutdown()
+	}
 	rerr := m.node.Shutdown()
-	return errors.Join(herr, rerr)
+	return errors.Join(herr, gerr, rerr)
 }
 
 // recordAPIAddress stores this master's API address in the cluster, so `skiff status` and

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,9 +26,10 @@ type devLayout struct {
 }
 
 type devMaster struct {
-	Name     string `json:"name"`
-	RaftAddr string `json:"raftAddr"`
-	APIAddr  string `json:"apiAddr"`
+	Name       string `json:"name"`
+	RaftAddr   string `json:"raftAddr"`
+	APIAddr    string `json:"apiAddr"`
+	GossipAddr string `json:"gossipAddr"`
 }
 
 func runDev(args []string) error {
@@ -70,14 +72,23 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var peers []string
-	for _, m := range layout.Masters {
-		peers = append(peers, m.Name+"="+m.RaftAddr)
-	}
 	var wg sync.WaitGroup
 	for _, m := range layout.Masters {
+		// The masters find each other through gossip and found the cluster together once
+		// all are there; each knows every other's gossip address so a restarted one finds
+		// its way back.
+		var others []string
+		for _, o := range layout.Masters {
+			if o.Name != m.Name {
+				others = append(others, o.GossipAddr)
+			}
+		}
 		args := []string{"master", "--name", m.Name, "--data-dir", filepath.Join(dir, m.Name),
-			"--raft-addr", m.RaftAddr, "--api-addr", m.APIAddr, "--peers", strings.Join(peers, ",")}
+			"--raft-addr", m.RaftAddr, "--api-addr", m.APIAddr, "--gossip-addr", m.GossipAddr,
+			"--bootstrap-expect", strconv.Itoa(len(layout.Masters))}
+		if len(others) > 0 {
+			args = append(args, "--join", strings.Join(others, ","))
+		}
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
@@ -119,7 +130,11 @@ func loadOrCreateLayout(dir string, masters int) (*devLayout, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.Masters = append(l.Masters, devMaster{Name: fmt.Sprintf("m%d", i), RaftAddr: raftAddr, APIAddr: apiAddr})
+		gossipAddr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		l.Masters = append(l.Masters, devMaster{Name: fmt.Sprintf("m%d", i), RaftAddr: raftAddr, APIAddr: apiAddr, GossipAddr: gossipAddr})
 	}
 	b, _ := json.MarshalIndent(l, "", "  ")
 	return l, os.WriteFile(path, b, 0o644)

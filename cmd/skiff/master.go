@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"skiff/fsm"
+	"skiff/gossip"
 	"skiff/master"
 	"skiff/raft"
 )
@@ -29,8 +31,12 @@ func runMaster(args []string) error {
 	apiAdvertise := fs.String("api-advertise", "", "host:port clients reach the API on (default: --api-addr); goes into the certificate and kubeconfig")
 	clusterName := fs.String("cluster-name", "skiff", "the cluster's name in certificates and kubeconfigs")
 	peers := fs.String("peers", "", "founding masters for the first start, as id=host:port,… (all founders pass the same list)")
-	join := fs.String("join", "", "Raft address of any running master, to join an existing cluster")
-	bootstrapExpect := fs.Int("bootstrap-expect", 0, "number of founding masters; with --peers, it must match the list (a safety check against founding two clusters)")
+	join := fs.String("join", "", "with gossip: gossip addresses (host:port,…) of any members to join through; without: the Raft address of any running master")
+	gossipAddr := fs.String("gossip-addr", "", "listen address (UDP+TCP) for gossip with masters and agents; empty disables gossip")
+	gossipAdvertise := fs.String("gossip-advertise", "", "gossip address others reach (default: --gossip-addr)")
+	gossipKeyFile := fs.String("gossip-key-file", "", "file holding a base64 16/24/32-byte key that encrypts gossip (every member needs the same)")
+	evictionTimeout := fs.Duration("eviction-timeout", 5*time.Minute, "how long pods stay on a node whose agent gossip reports gone before they are replaced")
+	bootstrapExpect := fs.Int("bootstrap-expect", 0, "number of founding masters: with gossip, found the cluster once this many masters are alive there; with --peers, a check that the list has this many")
 	watchHistory := fs.Int("watch-history", 10000, "how many recent changes watches can resume from before clients must relist (410 Gone)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -65,8 +71,21 @@ Flags:
 	if len(founders) > 0 && *join != "" {
 		return errors.New("--peers and --join are exclusive: found a cluster or join one")
 	}
-	if *bootstrapExpect > 0 && *bootstrapExpect != len(founders) && *join == "" {
-		return fmt.Errorf("--bootstrap-expect %d needs --peers listing exactly %d founding masters (got %d)", *bootstrapExpect, *bootstrapExpect, len(founders))
+	if *bootstrapExpect > 0 && len(founders) > 0 && *bootstrapExpect != len(founders) {
+		return fmt.Errorf("--bootstrap-expect %d but --peers lists %d founding masters", *bootstrapExpect, len(founders))
+	}
+	if *bootstrapExpect > 0 && len(founders) == 0 && *gossipAddr == "" {
+		return errors.New("--bootstrap-expect without --peers needs gossip (--gossip-addr) to find the other masters")
+	}
+	var gossipKey []byte
+	if *gossipKeyFile != "" {
+		if gossipKey, err = readGossipKey(*gossipKeyFile); err != nil {
+			return err
+		}
+	}
+	raftJoin, gossipJoin := *join, []string(nil)
+	if *gossipAddr != "" && *join != "" {
+		raftJoin, gossipJoin = "", strings.Split(*join, ",")
 	}
 	if *watchHistory < 100 {
 		return fmt.Errorf("--watch-history must be at least 100, got %d", *watchHistory)
@@ -76,6 +95,7 @@ Flags:
 		return err
 	}
 	defer raftLog.Close()
+	master.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := master.Start(ctx, master.Config{
@@ -88,8 +108,14 @@ Flags:
 		APIAdvertise: *apiAdvertise,
 		ClusterName:  *clusterName,
 		Peers:        founders,
-		Join:         *join,
-		Logger:       logger,
+		Join:         raftJoin,
+		Gossip: gossip.Config{
+			Name: *name, BindAddr: *gossipAddr, AdvertiseAddr: *gossipAdvertise, SecretKey: gossipKey,
+		},
+		GossipJoin:      gossipJoin,
+		BootstrapExpect: *bootstrapExpect,
+		EvictionTimeout: *evictionTimeout,
+		Logger:          logger,
 	})
 	if err != nil {
 		return err
@@ -128,4 +154,20 @@ func newLogger(level, role, name string) (*slog.Logger, error) {
 	}
 	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})
 	return slog.New(h).With("role", role, "name", name), nil
+}
+
+// readGossipKey reads a base64 gossip encryption key from path.
+func readGossipKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --gossip-key-file: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key-file %s is not base64: %w", path, err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("--gossip-key-file %s holds a %d-byte key; use 16, 24 or 32 bytes", path, n)
+	}
+	return key, nil
 }

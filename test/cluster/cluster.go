@@ -34,6 +34,7 @@ type Cluster struct {
 	Bin     string
 	Names   []string
 	APIs    []string // host:port of each master's API
+	Gossip  []string // host:port of each master's gossip
 	args    [][]string
 	mu      sync.Mutex
 	procs   []*exec.Cmd
@@ -84,17 +85,29 @@ func FreeAddr(t testing.TB) string {
 func Start(t testing.TB, n int, extraArgs ...string) *Cluster {
 	dir := t.TempDir()
 	c := &Cluster{t: t, Dir: dir, Bin: Binary(t)}
-	var raftAddrs, peers []string
+	var raftAddrs []string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("m%d", i+1)
 		c.Names = append(c.Names, name)
 		raftAddrs = append(raftAddrs, FreeAddr(t))
 		c.APIs = append(c.APIs, FreeAddr(t))
-		peers = append(peers, name+"="+raftAddrs[i])
+		c.Gossip = append(c.Gossip, FreeAddr(t))
 	}
+	// As `skiff dev` does: the masters find each other through gossip and found the
+	// cluster once all are there.
 	for i, name := range c.Names {
 		args := []string{"master", "--name", name, "--data-dir", filepath.Join(dir, name),
-			"--raft-addr", raftAddrs[i], "--api-addr", c.APIs[i], "--peers", strings.Join(peers, ","), "--log-level", "debug"}
+			"--raft-addr", raftAddrs[i], "--api-addr", c.APIs[i], "--gossip-addr", c.Gossip[i],
+			"--bootstrap-expect", fmt.Sprint(n), "--log-level", "debug"}
+		var others []string
+		for j := range c.Names {
+			if j != i {
+				others = append(others, c.Gossip[j])
+			}
+		}
+		if len(others) > 0 {
+			args = append(args, "--join", strings.Join(others, ","))
+		}
 		c.args = append(c.args, append(args, extraArgs...))
 		c.logPath = append(c.logPath, filepath.Join(dir, name+".log"))
 	}

@@ -1,0 +1,232 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"skiff/fsm"
+	"skiff/gossip"
+	"skiff/master/objects"
+	"skiff/master/registry"
+)
+
+// Membership is the gossip view the node lifecycle reads: who is alive, who died or left.
+type Membership interface {
+	Members() []gossip.Member
+	Changes() <-chan struct{}
+}
+
+// Store is how controllers read and write cluster state: the leader's FSM and Raft.
+type Store interface {
+	FSM() *fsm.FSM
+	Propose(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult, error)
+}
+
+// Taints the node lifecycle puts on a node whose agent gossip declares gone.
+var unreachableTaints = []corev1.Taint{
+	{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute},
+}
+
+// NodeLifecycle turns gossip's liveness facts into Node conditions and evicts pods from
+// nodes that stay unreachable. It writes only on transitions, so writes per second stay
+// flat however many nodes there are (Kubernetes writes a Lease per node every 10 s).
+//
+// Policy: a node whose agent gossip reports dead or left becomes Ready=Unknown with the
+// node.kubernetes.io/unreachable taints; when the agent is alive again it becomes Ready=True
+// without them. A node gossip has never heard of is left alone: a new leader starts from
+// the view it has and does not mark healthy nodes down. Pods on a node unreachable for
+// longer than EvictionTimeout are deleted so their controllers replace them, except while
+// every agent is unreachable at once (that is the masters' partition, not the agents').
+type NodeLifecycle struct {
+	Store           Store
+	Members         Membership
+	EvictionTimeout time.Duration // default 5 min, as Kubernetes
+	Resync          time.Duration // how often to re-check without a gossip change; default 1 s
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+var nodes = registry.Lookup("", "v1", "nodes")
+var pods = registry.Lookup("", "v1", "pods")
+
+// Run reconciles until ctx ends. It is meant to run as a leader routine.
+func (c *NodeLifecycle) Run(ctx context.Context) {
+	c.setDefaults()
+	t := time.NewTicker(c.Resync)
+	defer t.Stop()
+	for {
+		if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			c.Logger.Warn("node lifecycle", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.Members.Changes():
+		case <-t.C:
+		}
+	}
+}
+
+func (c *NodeLifecycle) setDefaults() {
+	if c.EvictionTimeout == 0 {
+		c.EvictionTimeout = 5 * time.Minute
+	}
+	if c.Resync == 0 {
+		c.Resync = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Reconcile makes one pass over every Node. It is safe to call repeatedly, but not
+// concurrently with itself.
+func (c *NodeLifecycle) Reconcile(ctx context.Context) error {
+	c.setDefaults()
+	members := map[string]gossip.Member{}
+	agentsAlive := 0
+	for _, m := range c.Members.Members() {
+		if m.Meta.Role != gossip.RoleAgent {
+			continue
+		}
+		members[m.Meta.Name] = m
+		if m.State == gossip.StateAlive || m.State == gossip.StateSuspect {
+			agentsAlive++
+		}
+	}
+	st := c.Store.FSM().State()
+	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(nodes)})
+	now := c.Now()
+	for _, rec := range recs {
+		obj, err := objects.Decode(nodes, rec)
+		if err != nil {
+			return err
+		}
+		node := obj.(*corev1.Node)
+		m, known := members[node.Name]
+		if !known {
+			continue
+		}
+		reachable := m.State == gossip.StateAlive || m.State == gossip.StateSuspect
+		ready := readyCondition(node)
+		switch {
+		case !reachable && (ready == nil || ready.Status != corev1.ConditionUnknown):
+			c.Logger.Info("node unreachable", "node", node.Name, "gossip", m.State.String())
+			markUnreachable(node, now, m.State)
+			if err := c.update(ctx, rec, node); err != nil {
+				return err
+			}
+		case reachable && ready != nil && ready.Status == corev1.ConditionUnknown:
+			c.Logger.Info("node reachable again", "node", node.Name)
+			markReachable(node, now)
+			if err := c.update(ctx, rec, node); err != nil {
+				return err
+			}
+		case !reachable && ready != nil && now.Sub(ready.LastTransitionTime.Time) >= c.EvictionTimeout:
+			if agentsAlive == 0 {
+				continue // every agent at once: the masters are cut off, not the agents
+			}
+			if err := c.evict(ctx, st, node.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func readyCondition(n *corev1.Node) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func setReady(n *corev1.Node, status corev1.ConditionStatus, reason, msg string, now time.Time) {
+	t := metav1.NewTime(now.Truncate(time.Second))
+	c := readyCondition(n)
+	if c == nil {
+		n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeReady})
+		c = &n.Status.Conditions[len(n.Status.Conditions)-1]
+	}
+	if c.Status != status {
+		c.LastTransitionTime = t
+	}
+	c.Status, c.Reason, c.Message, c.LastHeartbeatTime = status, reason, msg, t
+}
+
+func markUnreachable(n *corev1.Node, now time.Time, state gossip.State) {
+	setReady(n, corev1.ConditionUnknown, "NodeStatusUnknown", fmt.Sprintf("Agent stopped gossiping (%s).", state), now)
+	t := metav1.NewTime(now.Truncate(time.Second))
+	for _, want := range unreachableTaints {
+		found := false
+		for _, have := range n.Spec.Taints {
+			found = found || have.Key == want.Key && have.Effect == want.Effect
+		}
+		if !found {
+			taint := want
+			if taint.Effect == corev1.TaintEffectNoExecute {
+				taint.TimeAdded = &t
+			}
+			n.Spec.Taints = append(n.Spec.Taints, taint)
+		}
+	}
+}
+
+func markReachable(n *corev1.Node, now time.Time) {
+	setReady(n, corev1.ConditionTrue, "AgentReady", "Agent is gossiping again.", now)
+	kept := n.Spec.Taints[:0]
+	for _, t := range n.Spec.Taints {
+		if t.Key != corev1.TaintNodeUnreachable {
+			kept = append(kept, t)
+		}
+	}
+	n.Spec.Taints = kept
+}
+
+// update writes node over rec, conditional on rec's revision: a newer write (the agent's
+// own status, another leader) wins and the next pass looks again.
+func (c *NodeLifecycle) update(ctx context.Context, rec *fsm.Record, node *corev1.Node) error {
+	value, meta, err := objects.Encode(nodes, node)
+	if err != nil {
+		return err
+	}
+	res, err := c.Store.Propose(ctx, &fsm.Txn{Ops: []fsm.Op{fsm.Update(rec.Key, rec.ModRevision, value, meta)}})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil && res.Err != fsm.ErrConflict && res.Err != fsm.ErrNotFound {
+		return res.Err
+	}
+	return nil
+}
+
+// evict deletes the pods bound to node, each conditional on the revision it was read at.
+func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string) error {
+	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(pods), Field: "spec.nodeName", FieldValue: node})
+	if len(recs) == 0 {
+		return nil
+	}
+	ops := make([]fsm.Op, 0, len(recs))
+	for _, rec := range recs {
+		ops = append(ops, fsm.Delete(rec.Key, rec.ModRevision))
+	}
+	c.Logger.Info("evicting pods from unreachable node", "node", node, "pods", len(ops))
+	res, err := c.Store.Propose(ctx, &fsm.Txn{Ops: ops})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil && res.Err != fsm.ErrConflict && res.Err != fsm.ErrNotFound {
+		return res.Err
+	}
+	return nil
+}
