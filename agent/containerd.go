@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Containerd is the Runtime over a containerd socket, in its own containerd namespace so
+// several agents (or other users of the same containerd) never see each other's containers.
+type Containerd struct {
+	client    *containerd.Client
+	namespace string
+}
+
+// NewContainerd connects to the containerd socket at address.
+func NewContainerd(address, namespace string) (*Containerd, error) {
+	c, err := containerd.New(address, containerd.WithDefaultNamespace(namespace), containerd.WithTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to containerd at %s: %w", address, err)
+	}
+	return &Containerd{client: c, namespace: namespace}, nil
+}
+
+// Close releases the connection; containers keep running.
+func (c *Containerd) Close() error { return c.client.Close() }
+
+func (c *Containerd) ctx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, c.namespace)
+}
+
+func (c *Containerd) Version(ctx context.Context) (string, error) {
+	v, err := c.client.Version(c.ctx(ctx))
+	if err != nil {
+		return "", err
+	}
+	return "containerd://" + v.Version, nil
+}
+
+func (c *Containerd) ImportImages(ctx context.Context, archive io.Reader) ([]string, error) {
+	imgs, err := c.client.Import(c.ctx(ctx), archive, containerd.WithAllPlatforms(false))
+	if err != nil {
+		return nil, fmt.Errorf("importing image archive: %w", err)
+	}
+	var refs []string
+	for _, img := range imgs {
+		// Unpack now, so the first container does not pay for it.
+		if err := containerd.NewImage(c.client, img).Unpack(c.ctx(ctx), ""); err != nil {
+			return nil, fmt.Errorf("unpacking %s: %w", img.Name, err)
+		}
+		refs = append(refs, img.Name)
+	}
+	return refs, nil
+}
+
+func (c *Containerd) Images(ctx context.Context) ([]Image, error) {
+	imgs, err := c.client.ListImages(c.ctx(ctx))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Image, 0, len(imgs))
+	for _, img := range imgs {
+		size, _ := img.Size(c.ctx(ctx))
+		out = append(out, Image{Ref: img.Name(), ID: img.Target().Digest.String(), Size: size})
+	}
+	return out, nil
+}
+
+func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) error {
+	ctx = c.ctx(ctx)
+	img, err := c.client.GetImage(ctx, spec.Image)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("%w: %s", ErrImageNotFound, spec.Image)
+	}
+	if err != nil {
+		return err
+	}
+	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+	if len(spec.Command) > 0 {
+		opts = append(opts, oci.WithProcessArgs(append(append([]string{}, spec.Command...), spec.Args...)...))
+	} else if len(spec.Args) > 0 {
+		opts = append(opts, withImageEntrypointAndArgs(img, spec.Args))
+	}
+	if len(spec.Env) > 0 {
+		opts = append(opts, oci.WithEnv(spec.Env))
+	}
+	if spec.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
+	}
+	if spec.UID != nil {
+		gid := uint32(0)
+		if spec.GID != nil {
+			gid = uint32(*spec.GID)
+		}
+		opts = append(opts, oci.WithUIDGID(uint32(*spec.UID), gid))
+	}
+	if spec.ReadOnly {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if spec.Privileged {
+		opts = append(opts, oci.WithPrivileged)
+	}
+	if spec.MemoryBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryBytes)))
+	}
+	if spec.CPUMillis > 0 {
+		opts = append(opts, oci.WithCPUCFS(spec.CPUMillis*100, 100000))
+	}
+	for _, m := range spec.Mounts {
+		o := []string{"rbind"}
+		if m.ReadOnly {
+			o = append(o, "ro")
+		} else {
+			o = append(o, "rw")
+		}
+		opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: m.Target, Source: m.Source, Type: "bind", Options: o}}))
+	}
+	switch {
+	case spec.HostNetwork:
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	case spec.NetNSPath != "":
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: spec.NetNSPath}))
+	}
+	ctr, err := c.client.NewContainer(ctx, spec.ID,
+		containerd.WithImage(img),
+		containerd.WithNewSnapshot(spec.ID+"-rootfs", img),
+		containerd.WithContainerLabels(spec.Labels),
+		containerd.WithNewSpec(opts...),
+	)
+	if err != nil {
+		return fmt.Errorf("creating container %s: %w", spec.ID, err)
+	}
+	creator := cio.NullIO
+	if spec.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(spec.LogPath), 0o755); err != nil {
+			return err
+		}
+		creator = cio.LogFile(spec.LogPath)
+	}
+	task, err := ctr.NewTask(ctx, creator)
+	if err != nil {
+		_ = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+		return fmt.Errorf("creating task for %s: %w", spec.ID, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+		_ = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+		return fmt.Errorf("starting %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// withImageEntrypointAndArgs keeps the image's entrypoint and replaces its cmd, as
+// Kubernetes does when a container sets args but not command.
+func withImageEntrypointAndArgs(img containerd.Image, args []string) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *specs.Spec) error {
+		cfg, err := img.Spec(ctx)
+		if err != nil {
+			return err
+		}
+		s.Process.Args = append(append([]string{}, cfg.Config.Entrypoint...), args...)
+		return nil
+	}
+}
+
+func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = c.ctx(ctx)
+	ctr, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("%w: %s", ErrContainerNotFound, id)
+	}
+	if err != nil {
+		return err
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil // never started or already gone
+	}
+	if err != nil {
+		return err
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Containerd) Remove(ctx context.Context, id string) error {
+	ctx = c.ctx(ctx)
+	ctr, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("deleting task of %s: %w", id, err)
+		}
+	}
+	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting container %s: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Containerd) Status(ctx context.Context, id string) (ContainerStatus, error) {
+	ctx = c.ctx(ctx)
+	ctr, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return ContainerStatus{}, fmt.Errorf("%w: %s", ErrContainerNotFound, id)
+	}
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	return c.status(ctx, ctr)
+}
+
+func (c *Containerd) status(ctx context.Context, ctr containerd.Container) (ContainerStatus, error) {
+	info, err := ctr.Info(ctx)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	st := ContainerStatus{ID: ctr.ID(), Image: info.Image, Labels: info.Labels, State: StateCreated}
+	if img, err := c.client.GetImage(ctx, info.Image); err == nil {
+		st.ImageID = img.Target().Digest.String()
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	ts, err := task.Status(ctx)
+	if err != nil {
+		st.State = StateUnknown
+		return st, nil
+	}
+	st.PID = task.Pid()
+	switch ts.Status {
+	case containerd.Running, containerd.Paused, containerd.Pausing:
+		st.State = StateRunning
+	case containerd.Stopped:
+		st.State, st.ExitCode, st.FinishedAt = StateExited, int(ts.ExitStatus), ts.ExitTime
+	case containerd.Created:
+		st.State = StateCreated
+	default:
+		st.State = StateUnknown
+	}
+	return st, nil
+}
+
+func (c *Containerd) List(ctx context.Context) ([]ContainerStatus, error) {
+	ctx = c.ctx(ctx)
+	ctrs, err := c.client.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ContainerStatus, 0, len(ctrs))
+	for _, ctr := range ctrs {
+		st, err := c.status(ctx, ctr)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
