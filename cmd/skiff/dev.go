@@ -36,6 +36,7 @@ func runDev(args []string) error {
 	fs := flag.NewFlagSet("skiff dev", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "skiff-dev", "directory for every process's state and logs")
 	masters := fs.Int("masters", 3, "number of masters (odd: 1, 3 or 5)")
+	agents := fs.Int("agents", 1, "number of node agents (each runs its own containerd under the data dir; needs root)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: skiff dev [flags]
 
@@ -96,7 +97,26 @@ Flags:
 		}(m.Name)
 	}
 	if err := waitReady(ctx, dir, layout); err == nil {
-		printDevBanner(dir, layout)
+		var gossipAddrs []string
+		for _, m := range layout.Masters {
+			gossipAddrs = append(gossipAddrs, m.GossipAddr)
+		}
+		for i := 1; i <= *agents; i++ {
+			name := fmt.Sprintf("a%d", i)
+			gossipAddr, err := agentGossipAddr(dir, name)
+			if err != nil {
+				return err
+			}
+			args := []string{"agent", "--name", name, "--data-dir", filepath.Join(dir, name), "--gossip-addr", gossipAddr,
+				"--join", strings.Join(gossipAddrs, ","), "--kubeconfig", filepath.Join(dir, "kubeconfig"),
+				"--containerd-namespace", "skiff-" + name, "--preload-busybox"}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				supervise(ctx, name, exe, args, filepath.Join(dir, name, "agent.log"))
+			}()
+		}
+		printDevBanner(dir, layout, *agents)
 	}
 	<-ctx.Done()
 	fmt.Println("skiff dev: stopping every process…")
@@ -234,10 +254,29 @@ func waitReady(ctx context.Context, dir string, l *devLayout) error {
 	}
 }
 
-func printDevBanner(dir string, l *devLayout) {
+// agentGossipAddr keeps an agent's gossip address across `skiff dev` runs.
+func agentGossipAddr(dir, name string) (string, error) {
+	path := filepath.Join(dir, name, "gossip-addr")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return addr, os.WriteFile(path, []byte(addr), 0o644)
+}
+
+func printDevBanner(dir string, l *devLayout, agents int) {
 	fmt.Printf("\nskiff dev: cluster of %d masters is ready (state and logs in %s)\n", len(l.Masters), dir)
 	for _, m := range l.Masters {
 		fmt.Printf("  %s  api https://%s  raft %s  log %s\n", m.Name, m.APIAddr, m.RaftAddr, filepath.Join(dir, m.Name, "master.log"))
+	}
+	for i := 1; i <= agents; i++ {
+		fmt.Printf("  a%d  agent (containerd and logs under %s)\n", i, filepath.Join(dir, fmt.Sprintf("a%d", i)))
 	}
 	kc := filepath.Join(dir, "kubeconfig")
 	fmt.Printf(`
@@ -246,6 +285,9 @@ Use it with kubectl:
   kubectl get namespaces
   kubectl create configmap demo --from-literal=greeting=hello
   kubectl get configmap demo -o yaml
+  kubectl get nodes
+  kubectl run demo --image=skiff.local/busybox:latest --overrides='{"spec":{"nodeName":"a1"}}' -- sleep 3600
+  kubectl get pod demo -o wide      # Running on a1 (no scheduler yet: pods name their node)
   skiff status --kubeconfig %s
   kill -9 <pid of the leader>   # the supervisor restarts it; the API keeps answering
 

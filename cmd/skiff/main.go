@@ -19,7 +19,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"master", "run a master: Raft node, cluster state and API", runMaster},
-		{"dev", "run a local HA cluster of masters in the foreground", runDev},
+		{"agent", "run a node agent: registers a Node and runs its pods through containerd", runAgent},
+		{"dev", "run a local HA cluster (masters and agents) in the foreground", runDev},
 		{"status", "show the Raft status of a cluster", runStatus},
 		{"kubeconfig", "print the admin kubeconfig of a master's data dir", runKubeconfig},
 		{"version", "print the version", func([]string) error { fmt.Println("skiff", version); return nil }},

@@ -25,6 +25,10 @@ func deleteOptions(c echo.Context) (*metav1.DeleteOptions, error) {
 		return nil, err
 	}
 	if len(body) > 0 {
+		// client-go sends DeleteOptions as protobuf; kubectl as JSON.
+		if body, err = toJSON(c, body); err != nil {
+			return nil, err
+		}
 		if err := json.Unmarshal(body, opts); err != nil {
 			return nil, apierrors.NewBadRequest("decoding DeleteOptions: " + err.Error())
 		}

@@ -1,0 +1,428 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Container labels: how the agent recognises its containers after a restart.
+const (
+	labelPodUID    = "skiff.pod.uid"
+	labelPodNS     = "skiff.pod.namespace"
+	labelPodName   = "skiff.pod.name"
+	labelContainer = "skiff.container.name"
+	labelAttempt   = "skiff.container.attempt"
+)
+
+// Restart back-off, as the kubelet's: 10 s doubling to 5 min.
+var (
+	backoffBase = 10 * time.Second
+	backoffMax  = 5 * time.Minute
+)
+
+// podWorker is the agent's memory about one pod beyond what the store and the runtime say.
+type podWorker struct {
+	nextStart map[string]time.Time     // container → earliest restart
+	delay     map[string]time.Duration // container → current back-off
+	waiting   map[string]*corev1.ContainerStateWaiting
+	started   map[string]time.Time // container ID → when first seen running
+	netns     string
+}
+
+func (a *Agent) worker(uid string) *podWorker {
+	w := a.workers[uid]
+	if w == nil {
+		w = &podWorker{nextStart: map[string]time.Time{}, delay: map[string]time.Duration{}, waiting: map[string]*corev1.ContainerStateWaiting{}, started: map[string]time.Time{}}
+		a.workers[uid] = w
+	}
+	return w
+}
+
+// syncAll makes the runtime match the pods bound to this node, and reports their status.
+// Only the Run loop calls it.
+func (a *Agent) syncAll(ctx context.Context) {
+	a.mu.Lock()
+	if !a.synced {
+		a.mu.Unlock()
+		return
+	}
+	pods := make([]*corev1.Pod, 0, len(a.pods))
+	for _, p := range a.pods {
+		pods = append(pods, p.DeepCopy())
+	}
+	a.mu.Unlock()
+	all, err := a.cfg.Runtime.List(ctx)
+	if err != nil {
+		a.log.Warn("listing containers failed", "error", err)
+		return
+	}
+	byPod := map[string][]ContainerStatus{}
+	for _, c := range all {
+		if uid := c.Labels[labelPodUID]; uid != "" {
+			byPod[uid] = append(byPod[uid], c)
+		}
+	}
+	desired := map[string]bool{}
+	for _, p := range pods {
+		desired[string(p.UID)] = true
+		if err := a.syncPod(ctx, p, byPod[string(p.UID)]); err != nil && ctx.Err() == nil {
+			a.log.Warn("syncing pod", "pod", p.Namespace+"/"+p.Name, "error", err)
+		}
+	}
+	for uid, ctrs := range byPod {
+		if !desired[uid] {
+			// The pod is gone from the store (deleted, or bound elsewhere): stop what it left.
+			a.teardown(ctx, uid, ctrs, 2*time.Second)
+		}
+	}
+}
+
+// teardown stops and removes a pod's containers and its network namespace.
+func (a *Agent) teardown(ctx context.Context, uid string, ctrs []ContainerStatus, grace time.Duration) {
+	for _, c := range ctrs {
+		if c.State == StateRunning {
+			if err := a.cfg.Runtime.Stop(ctx, c.ID, grace); err != nil {
+				a.log.Warn("stopping container", "container", c.ID, "error", err)
+			}
+		}
+		if err := a.cfg.Runtime.Remove(ctx, c.ID); err != nil {
+			a.log.Warn("removing container", "container", c.ID, "error", err)
+		}
+	}
+	if w := a.workers[uid]; w != nil && w.netns != "" {
+		_ = exec.Command("ip", "netns", "delete", w.netns).Run()
+	}
+	delete(a.workers, uid)
+}
+
+// latest returns, per container name, the newest attempt and the one before it.
+func latest(ctrs []ContainerStatus) (cur, prev map[string]ContainerStatus) {
+	cur, prev = map[string]ContainerStatus{}, map[string]ContainerStatus{}
+	sort.Slice(ctrs, func(i, j int) bool { return attempt(ctrs[i]) < attempt(ctrs[j]) })
+	for _, c := range ctrs {
+		name := c.Labels[labelContainer]
+		if old, ok := cur[name]; ok {
+			prev[name] = old
+		}
+		cur[name] = c
+	}
+	return cur, prev
+}
+
+func attempt(c ContainerStatus) int {
+	n, _ := strconv.Atoi(c.Labels[labelAttempt])
+	return n
+}
+
+func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, ctrs []ContainerStatus) error {
+	uid := string(pod.UID)
+	w := a.worker(uid)
+	if pod.DeletionTimestamp != nil {
+		grace := 30 * time.Second
+		if pod.DeletionGracePeriodSeconds != nil {
+			grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+		}
+		a.teardown(ctx, uid, ctrs, grace)
+		return a.cfg.Client.FinishPodDeletion(ctx, pod)
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil // final: nothing restarts
+	}
+	if !pod.Spec.HostNetwork && w.netns == "" {
+		w.netns = a.ensureNetNS(uid)
+	}
+	cur, prev := latest(ctrs)
+	initDone := true
+	for _, c := range pod.Spec.InitContainers {
+		st, ok := cur[c.Name]
+		switch {
+		case ok && st.State == StateExited && st.ExitCode == 0:
+			continue
+		case ok && st.State != StateExited:
+		case ok && pod.Spec.RestartPolicy == corev1.RestartPolicyNever:
+		default:
+			a.maybeStart(ctx, pod, w, c, st, ok)
+		}
+		initDone = false
+		break
+	}
+	if initDone {
+		for _, c := range pod.Spec.Containers {
+			st, ok := cur[c.Name]
+			if ok && st.State != StateExited {
+				continue
+			}
+			if ok && !restarts(pod.Spec.RestartPolicy, st.ExitCode) {
+				continue
+			}
+			a.maybeStart(ctx, pod, w, c, st, ok)
+		}
+	}
+	// Re-read what runs now, so the status reflects what this pass did.
+	if all, err := a.cfg.Runtime.List(ctx); err == nil {
+		ctrs = ctrs[:0]
+		for _, c := range all {
+			if c.Labels[labelPodUID] == uid {
+				ctrs = append(ctrs, c)
+			}
+		}
+		cur, prev = latest(ctrs)
+	}
+	status := a.podStatus(pod, w, cur, prev, initDone)
+	if statusEqual(&pod.Status, status) {
+		return nil
+	}
+	pod.Status = *status
+	_, err := a.cfg.Client.UpdatePodStatus(ctx, pod)
+	if IsConflict(err) || IsNotFound(err) {
+		return nil // a newer pod is on its way through the watch
+	}
+	return err
+}
+
+func restarts(policy corev1.RestartPolicy, exitCode int) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	return true
+}
+
+// maybeStart starts the next attempt of container c unless its back-off has not elapsed.
+func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c corev1.Container, last ContainerStatus, hasLast bool) {
+	n := 0
+	if hasLast {
+		n = attempt(last) + 1
+		if time.Now().Before(w.nextStart[c.Name]) {
+			w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
+				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", w.delay[c.Name], c.Name, pod.Name)}
+			return
+		}
+	}
+	spec := a.containerSpec(pod, w, c, n)
+	err := a.cfg.Runtime.Start(ctx, spec)
+	switch {
+	case errors.Is(err, ErrImageNotFound):
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull",
+			Message: fmt.Sprintf("image %q is not present on node %s; import it with `skiff image import` (registry pulls are not supported yet)", c.Image, a.cfg.Name)}
+		return
+	case err != nil:
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
+		_ = a.cfg.Runtime.Remove(ctx, spec.ID)
+	default:
+		delete(w.waiting, c.Name)
+		a.log.Info("started container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "attempt", n)
+	}
+	if hasLast || err != nil {
+		d := w.delay[c.Name]
+		if d == 0 {
+			d = backoffBase
+		} else if d *= 2; d > backoffMax {
+			d = backoffMax
+		}
+		w.delay[c.Name] = d
+		w.nextStart[c.Name] = time.Now().Add(d)
+	}
+	// Keep the previous attempt for `kubectl logs --previous`; older ones go.
+	if hasLast && n >= 2 {
+		_ = a.cfg.Runtime.Remove(ctx, containerID(pod, c.Name, n-2))
+	}
+}
+
+func containerID(pod *corev1.Pod, name string, n int) string {
+	return fmt.Sprintf("%s-%s-%d", pod.UID, name, n)
+}
+
+// LogPath is where attempt n of a container writes its output.
+func (a *Agent) LogPath(uid, container string, n int) string {
+	return filepath.Join(a.cfg.DataDir, "pods", uid, container, strconv.Itoa(n)+".log")
+}
+
+func (a *Agent) containerSpec(pod *corev1.Pod, w *podWorker, c corev1.Container, n int) ContainerSpec {
+	spec := ContainerSpec{
+		ID: containerID(pod, c.Name, n), Image: c.Image, Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
+		LogPath:     a.LogPath(string(pod.UID), c.Name, n),
+		HostNetwork: pod.Spec.HostNetwork,
+		Labels: map[string]string{labelPodUID: string(pod.UID), labelPodNS: pod.Namespace, labelPodName: pod.Name,
+			labelContainer: c.Name, labelAttempt: strconv.Itoa(n)},
+	}
+	if w.netns != "" {
+		spec.NetNSPath = "/var/run/netns/" + w.netns
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			spec.Env = append(spec.Env, e.Name+"="+e.Value)
+		}
+	}
+	if lim := c.Resources.Limits; lim != nil {
+		if m, ok := lim[corev1.ResourceMemory]; ok {
+			spec.MemoryBytes = m.Value()
+		}
+		if cpu, ok := lim[corev1.ResourceCPU]; ok {
+			spec.CPUMillis = cpu.MilliValue()
+		}
+	}
+	if sc := c.SecurityContext; sc != nil {
+		spec.UID, spec.GID = sc.RunAsUser, sc.RunAsGroup
+		spec.ReadOnly = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
+		spec.Privileged = sc.Privileged != nil && *sc.Privileged
+	}
+	return spec
+}
+
+// ensureNetNS makes the pod's network namespace (loopback up), shared by its containers.
+// It is where CNI will add interfaces; without iproute2 each container gets its own.
+func (a *Agent) ensureNetNS(uid string) string {
+	name := "skiff-" + uid
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	if _, err := os.Stat("/var/run/netns/" + name); err == nil {
+		return name
+	}
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		a.log.Warn("creating the pod network namespace failed; containers get their own", "error", err, "output", string(out))
+		return ""
+	}
+	_ = exec.Command("ip", "-n", name, "link", "set", "lo", "up").Run()
+	return name
+}
+
+// podStatus computes the pod's status from what runs.
+func (a *Agent) podStatus(pod *corev1.Pod, w *podWorker, cur, prev map[string]ContainerStatus, initDone bool) *corev1.PodStatus {
+	old := &pod.Status
+	st := &corev1.PodStatus{HostIP: a.cfg.Address, HostIPs: []corev1.HostIP{{IP: a.cfg.Address}}, QOSClass: old.QOSClass, StartTime: old.StartTime}
+	if pod.Spec.HostNetwork {
+		st.PodIP, st.PodIPs = a.cfg.Address, []corev1.PodIP{{IP: a.cfg.Address}}
+	}
+	if st.StartTime == nil {
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		st.StartTime = &now
+	}
+	statuses := func(cs []corev1.Container) []corev1.ContainerStatus {
+		var out []corev1.ContainerStatus
+		for _, c := range cs {
+			out = append(out, a.containerStatus(w, c, cur, prev))
+		}
+		return out
+	}
+	st.InitContainerStatuses = statuses(pod.Spec.InitContainers)
+	st.ContainerStatuses = statuses(pod.Spec.Containers)
+	running, exited, failed, ready := 0, 0, 0, 0
+	for _, cs := range st.ContainerStatuses {
+		switch {
+		case cs.State.Running != nil:
+			running++
+		case cs.State.Terminated != nil:
+			exited++
+			if cs.State.Terminated.ExitCode != 0 {
+				failed++
+			}
+		}
+		if cs.Ready {
+			ready++
+		}
+	}
+	total := len(pod.Spec.Containers)
+	switch {
+	case !initDone:
+		st.Phase = corev1.PodPending
+		for _, cs := range st.InitContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+				st.Phase = corev1.PodFailed
+			}
+		}
+	case exited == total && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && (failed == 0 || pod.Spec.RestartPolicy == corev1.RestartPolicyNever):
+		st.Phase = corev1.PodSucceeded
+		if failed > 0 {
+			st.Phase = corev1.PodFailed
+		}
+	case running > 0 || exited > 0:
+		st.Phase = corev1.PodRunning
+	default:
+		st.Phase = corev1.PodPending
+	}
+	cond := func(t corev1.PodConditionType, ok bool) corev1.PodCondition {
+		s := corev1.ConditionFalse
+		if ok {
+			s = corev1.ConditionTrue
+		}
+		c := corev1.PodCondition{Type: t, Status: s, LastTransitionTime: metav1.NewTime(time.Now().Truncate(time.Second))}
+		for _, o := range old.Conditions {
+			if o.Type == t && o.Status == s {
+				c.LastTransitionTime = o.LastTransitionTime
+			}
+		}
+		return c
+	}
+	allReady := ready == total && st.Phase == corev1.PodRunning
+	st.Conditions = []corev1.PodCondition{
+		cond(corev1.PodScheduled, true), cond(corev1.PodInitialized, initDone),
+		cond(corev1.ContainersReady, allReady), cond(corev1.PodReady, allReady),
+	}
+	return st
+}
+
+func (a *Agent) containerStatus(w *podWorker, c corev1.Container, cur, prev map[string]ContainerStatus) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+	r, ok := cur[c.Name]
+	if !ok {
+		cs.State.Waiting = w.waiting[c.Name]
+		if cs.State.Waiting == nil {
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+		}
+		return cs
+	}
+	cs.ContainerID, cs.ImageID, cs.RestartCount = "containerd://"+r.ID, r.ImageID, int32(attempt(r))
+	started := w.started[r.ID]
+	if started.IsZero() {
+		started = time.Now().Truncate(time.Second)
+		w.started[r.ID] = started
+	}
+	switch r.State {
+	case StateRunning:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}
+		cs.Ready = true
+	case StateExited:
+		reason := "Completed"
+		if r.ExitCode != 0 {
+			reason = "Error"
+		}
+		cs.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: int32(r.ExitCode), Reason: reason, ContainerID: cs.ContainerID,
+			StartedAt: metav1.NewTime(started), FinishedAt: metav1.NewTime(r.FinishedAt.Truncate(time.Second))}
+		if wt := w.waiting[c.Name]; wt != nil {
+			// Waiting to restart: report that, with the exit as the last state.
+			cs.LastTerminationState.Terminated = cs.State.Terminated
+			cs.State = corev1.ContainerState{Waiting: wt}
+		}
+	default:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+	}
+	running := cs.State.Running != nil
+	cs.Started = &running
+	if p, ok := prev[c.Name]; ok && p.State == StateExited && cs.LastTerminationState.Terminated == nil {
+		cs.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: int32(p.ExitCode), ContainerID: "containerd://" + p.ID,
+			Reason: map[bool]string{true: "Completed", false: "Error"}[p.ExitCode == 0], FinishedAt: metav1.NewTime(p.FinishedAt.Truncate(time.Second))}
+	}
+	return cs
+}
+
+// statusEqual compares statuses as JSON, so an unchanged status is never rewritten.
+func statusEqual(a, b *corev1.PodStatus) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}

@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Agent is one `skiff agent` process of a cluster, with its own containerd under its data
+// dir (which outlives the agent process, as in production).
+type Agent struct {
+	c       *Cluster
+	Name    string
+	Dir     string
+	args    []string
+	cmd     *exec.Cmd
+	logPath string
+}
+
+// StartAgent runs an agent that joins the masters' gossip and preloads the busybox image.
+func (c *Cluster) StartAgent(name string) *Agent {
+	dir := filepath.Join(c.Dir, name)
+	a := &Agent{c: c, Name: name, Dir: dir, logPath: filepath.Join(c.Dir, name+".log")}
+	a.args = []string{"agent", "--name", name, "--data-dir", dir, "--gossip-addr", FreeAddr(c.t),
+		"--join", strings.Join(c.Gossip, ","), "--kubeconfig", c.KubeconfigPath(0),
+		"--containerd-namespace", "skiff-" + name, "--preload-busybox", "--log-level", "debug"}
+	c.logPath = append(c.logPath, a.logPath)
+	a.Restart()
+	c.t.Cleanup(func() {
+		a.Kill()
+		// Containers and the agent's containerd outlive the agent by design; a test run
+		// must not leave them behind.
+		sock := filepath.Join(dir, "containerd", "containerd.sock")
+		ns := "skiff-" + name
+		if out, err := exec.Command("ctr", "--address", sock, "-n", ns, "task", "ls", "-q").Output(); err == nil {
+			for _, id := range strings.Fields(string(out)) {
+				_ = exec.Command("ctr", "--address", sock, "-n", ns, "task", "kill", "-s", "SIGKILL", id).Run()
+			}
+			time.Sleep(200 * time.Millisecond)
+			for _, id := range strings.Fields(string(out)) {
+				_ = exec.Command("ctr", "--address", sock, "-n", ns, "task", "delete", id).Run()
+			}
+		}
+		if out, err := exec.Command("ctr", "--address", sock, "-n", ns, "containers", "ls", "-q").Output(); err == nil {
+			for _, id := range strings.Fields(string(out)) {
+				_ = exec.Command("ctr", "--address", sock, "-n", ns, "containers", "delete", id).Run()
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "containerd", "containerd.pid")); err == nil {
+			_ = b
+		}
+		_ = exec.Command("pkill", "-f", "containerd --config "+filepath.Join(dir, "containerd", "config.toml")).Run()
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "skiff-") {
+				_ = exec.Command("ip", "netns", "delete", f[0]).Run()
+			}
+		}
+	})
+	return a
+}
+
+// Restart starts the agent process (again).
+func (a *Agent) Restart() {
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		a.c.t.Fatal(err)
+	}
+	cmd := exec.Command(a.c.Bin, a.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		a.c.t.Fatal(err)
+	}
+	a.cmd = cmd
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+	}()
+}
+
+// Kill sends SIGKILL to the agent process (its containers keep running).
+func (a *Agent) Kill() {
+	if a.cmd == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	for a.cmd.Process.Signal(syscall.Signal(0)) == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.cmd = nil
+}
+
+// Containerd runs ctr against the agent's containerd and namespace.
+func (a *Agent) Ctr(args ...string) (string, error) {
+	full := append([]string{"--address", filepath.Join(a.Dir, "containerd", "containerd.sock"), "-n", "skiff-" + a.Name}, args...)
+	out, err := exec.Command("ctr", full...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ctr %v: %v: %s", args, err, out)
+	}
+	return string(out), nil
+}

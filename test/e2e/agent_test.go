@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"skiff/agent/testimage"
+	"skiff/test/cluster"
+)
+
+func waitPod(t *testing.T, cs *kubernetes.Clientset, name, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last *corev1.Pod
+	for time.Now().Before(deadline) {
+		p, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			last = p
+			if ok(p) {
+				return p
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("pod %s: %s not reached within 60s; last status %+v", name, what, last.Status)
+	return nil
+}
+
+func nodeReady(cs *kubernetes.Clientset, name string) corev1.ConditionStatus {
+	n, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+func waitNode(t *testing.T, cs *kubernetes.Clientset, name string, want corev1.ConditionStatus) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for nodeReady(cs, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s: Ready=%q, want %q", name, nodeReady(cs, name), want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func podSpec(name, node string, restart corev1.RestartPolicy, image string, cmd ...string) *corev1.Pod {
+	grace := int64(1)
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{
+		NodeName: node, RestartPolicy: restart, TerminationGracePeriodSeconds: &grace,
+		Containers: []corev1.Container{{Name: "main", Image: image, Command: cmd}}}}
+}
+
+// Real containers through containerd: pods bound by hand run, fail, wait for a missing
+// image and crash-loop as Kubernetes describes; containers survive kill -9 of the agent and
+// are adopted; a dead agent's Node goes Unknown and comes back Ready; the agent carries on
+// when a master dies.
+func TestAgentRunsPods(t *testing.T) {
+	c := cluster.Start(t, 3)
+	agent := c.StartAgent("n1")
+	cs := clientFor(t, c.WriteKubeconfig(0))
+	waitNode(t, cs, "n1", corev1.ConditionTrue)
+	node, _ := cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	if !strings.HasPrefix(node.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") || node.Status.Capacity.Cpu().IsZero() || len(node.Status.Images) == 0 {
+		t.Fatalf("node status incomplete: %+v", node.Status)
+	}
+
+	ctx := context.Background()
+	create := func(p *corev1.Pod) {
+		t.Helper()
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(podSpec("sleeper", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sleep", "3600"))
+	create(podSpec("fails", "n1", corev1.RestartPolicyNever, testimage.BusyboxRef, "sh", "-c", "exit 2"))
+	create(podSpec("done", "n1", corev1.RestartPolicyOnFailure, testimage.BusyboxRef, "true"))
+	create(podSpec("noimage", "n1", corev1.RestartPolicyAlways, "registry.local/missing:1"))
+	create(podSpec("crash", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sh", "-c", "exit 1"))
+
+	running := waitPod(t, cs, "sleeper", "Running and Ready", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+	})
+	cid := running.Status.ContainerStatuses[0].ContainerID
+	waitPod(t, cs, "fails", "Failed with exit code 2", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && len(p.Status.ContainerStatuses) == 1 &&
+			p.Status.ContainerStatuses[0].State.Terminated != nil && p.Status.ContainerStatuses[0].State.Terminated.ExitCode == 2
+	})
+	waitPod(t, cs, "done", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	waitPod(t, cs, "noimage", "waiting on the missing image", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
+			p.Status.ContainerStatuses[0].State.Waiting.Reason == "ErrImageNeverPull"
+	})
+	waitPod(t, cs, "crash", "restarted and backing off", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 &&
+			p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
+	})
+
+	// kill -9 the agent: the container keeps running, and the restarted agent adopts it.
+	agent.Kill()
+	if out, err := agent.Ctr("task", "ls"); err != nil || !strings.Contains(out, strings.TrimPrefix(cid, "containerd://")) || !strings.Contains(out, "RUNNING") {
+		t.Fatalf("container not running after the agent died: %v\n%s", err, out)
+	}
+	agent.Restart()
+	time.Sleep(3 * time.Second)
+	p := waitPod(t, cs, "sleeper", "still Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if got := p.Status.ContainerStatuses[0].ContainerID; got != cid || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Fatalf("after the agent restart: container %s restarts %d, want the same %s, 0", got, p.Status.ContainerStatuses[0].RestartCount, cid)
+	}
+
+	// An agent that stops gossiping makes its node Unknown; back, Ready.
+	agent.Kill()
+	waitNode(t, cs, "n1", corev1.ConditionUnknown)
+	agent.Restart()
+	waitNode(t, cs, "n1", corev1.ConditionTrue)
+
+	// A master dies while the agent watches: the agent carries on through another.
+	leader := c.Leader(-1)
+	c.Kill(leader)
+	cs2 := clientFor(t, c.WriteKubeconfig((leader+1)%3))
+	if _, err := cs2.CoreV1().Pods("default").Create(ctx, podSpec("after", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sleep", "3600"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, cs2, "after", "Running after a master died", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+
+	// Deleting a pod stops and removes its container.
+	if err := cs2.CoreV1().Pods("default").Delete(ctx, "sleeper", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := cs2.CoreV1().Pods("default").Get(ctx, "sleeper", metav1.GetOptions{})
+		out, _ := agent.Ctr("containers", "ls", "-q")
+		if err != nil && !strings.Contains(out, strings.TrimPrefix(cid, "containerd://")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deleted pod still present (get err %v) or its container remains:\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
