@@ -261,3 +261,14 @@ func (c *Client) FinishPodDeletion(ctx context.Context, p *corev1.Pod) error {
 	}
 	return err
 }
+
+// GetConfigMap and GetSecret read what pods consume as env and volumes.
+func (c *Client) GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	var out corev1.ConfigMap
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/namespaces/"+ns+"/configmaps/"+name, nil, &out)
+}
+
+func (c *Client) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	var out corev1.Secret
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/namespaces/"+ns+"/secrets/"+name, nil, &out)
+}

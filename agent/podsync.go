@@ -103,6 +103,7 @@ func (a *Agent) teardown(ctx context.Context, uid string, ctrs []ContainerStatus
 	if w := a.workers[uid]; w != nil && w.netns != "" {
 		_ = exec.Command("ip", "netns", "delete", w.netns).Run()
 	}
+	_ = os.RemoveAll(filepath.Join(a.cfg.DataDir, "pods", uid, "volumes"))
 	delete(a.workers, uid)
 }
 
@@ -212,8 +213,15 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 			return
 		}
 	}
-	spec := a.containerSpec(pod, w, c, n)
-	err := a.cfg.Runtime.Start(ctx, spec)
+	spec, err := a.containerSpec(ctx, pod, w, c, n)
+	var cfgErr *configError
+	if errors.As(err, &cfgErr) {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: cfgErr.msg}
+		return
+	}
+	if err == nil {
+		err = a.cfg.Runtime.Start(ctx, spec)
+	}
 	switch {
 	case errors.Is(err, ErrImageNotFound):
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull",
@@ -251,7 +259,7 @@ func (a *Agent) LogPath(uid, container string, n int) string {
 	return filepath.Join(a.cfg.DataDir, "pods", uid, container, strconv.Itoa(n)+".log")
 }
 
-func (a *Agent) containerSpec(pod *corev1.Pod, w *podWorker, c corev1.Container, n int) ContainerSpec {
+func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker, c corev1.Container, n int) (ContainerSpec, error) {
 	spec := ContainerSpec{
 		ID: containerID(pod, c.Name, n), Image: c.Image, Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
 		LogPath:     a.LogPath(string(pod.UID), c.Name, n),
@@ -262,10 +270,18 @@ func (a *Agent) containerSpec(pod *corev1.Pod, w *podWorker, c corev1.Container,
 	if w.netns != "" {
 		spec.NetNSPath = "/var/run/netns/" + w.netns
 	}
-	for _, e := range c.Env {
-		if e.ValueFrom == nil {
-			spec.Env = append(spec.Env, e.Name+"="+e.Value)
-		}
+	src := a.sources(pod)
+	env, err := src.resolveEnv(ctx, pod, c)
+	if err != nil {
+		return spec, err
+	}
+	spec.Env = env
+	paths, err := src.prepareVolumes(ctx, pod)
+	if err != nil {
+		return spec, err
+	}
+	if spec.Mounts, err = mounts(c, paths); err != nil {
+		return spec, err
 	}
 	if lim := c.Resources.Limits; lim != nil {
 		if m, ok := lim[corev1.ResourceMemory]; ok {
@@ -280,7 +296,10 @@ func (a *Agent) containerSpec(pod *corev1.Pod, w *podWorker, c corev1.Container,
 		spec.ReadOnly = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
 		spec.Privileged = sc.Privileged != nil && *sc.Privileged
 	}
-	return spec
+	if psc := pod.Spec.SecurityContext; psc != nil && spec.UID == nil {
+		spec.UID, spec.GID = psc.RunAsUser, psc.RunAsGroup
+	}
+	return spec, nil
 }
 
 // ensureNetNS makes the pod's network namespace (loopback up), shared by its containers.

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +107,51 @@ func TestAgentRunsPods(t *testing.T) {
 	waitPod(t, cs, "crash", "restarted and backing off", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 &&
 			p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
+	})
+
+	// ConfigMap and Secret keys reach the container as env and as files.
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Data: map[string]string{"greeting": "hello", "a": "from-envfrom"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pw"},
+		Data: map[string][]byte{"password": []byte("s3cret")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := podSpec("config", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sh", "-c",
+		`echo "env: $GREETING $PASSWORD $P_a $POD_NAME"; echo "files: $(cat /cfg/greeting) $(cat /sec/password)"; touch /scratch/ok && echo scratch-ok; sleep 3600`)
+	cfg.Spec.Containers[0].Env = []corev1.EnvVar{
+		{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "greeting"}}},
+		{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "pw"}, Key: "password"}}},
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}
+	cfg.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "P_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}}
+	cfg.Spec.Volumes = []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}},
+		{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "pw"}}},
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	cfg.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg", ReadOnly: true}, {Name: "sec", MountPath: "/sec", ReadOnly: true}, {Name: "scratch", MountPath: "/scratch"}}
+	create(cfg)
+	cp := waitPod(t, cs, "config", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	logFile := filepath.Join(agent.Dir, "pods", string(cp.UID), "main", "0.log")
+	var logs []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs, _ = os.ReadFile(logFile); strings.Contains(string(logs), "scratch-ok") {
+			break
+		}
+	}
+	for _, want := range []string{"env: hello s3cret from-envfrom config", "files: hello s3cret", "scratch-ok"} {
+		if !strings.Contains(string(logs), want) {
+			t.Fatalf("container output lacks %q:\n%s", want, logs)
+		}
+	}
+	bad := podSpec("badcfg", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "true")
+	bad.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
+	create(bad)
+	waitPod(t, cs, "badcfg", "waiting on its missing configmap", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
+			p.Status.ContainerStatuses[0].State.Waiting.Reason == "CreateContainerConfigError"
 	})
 
 	// kill -9 the agent: the container keeps running, and the restarted agent adopts it.
