@@ -46,8 +46,10 @@ type Agent struct {
 	changed chan struct{}
 
 	// workers hold per-pod memory the store does not: restart back-off, when containers
-	// were first seen running.
-	workers map[string]*podWorker
+	// were first seen running. The map is guarded by workersMu; each worker is used by the
+	// one goroutine syncing its pod.
+	workersMu sync.Mutex
+	workers   map[string]*podWorker
 }
 
 // New returns an agent; call Run.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +26,9 @@ import (
 type Containerd struct {
 	client    *containerd.Client
 	namespace string
+	// imageIDs caches image name → digest: status is read for every container on every
+	// sync pass, and the image of a container never changes.
+	imageIDs sync.Map
 }
 
 // NewContainerd connects to the containerd socket at address.
@@ -255,8 +260,11 @@ func (c *Containerd) status(ctx context.Context, ctr containerd.Container) (Cont
 		return ContainerStatus{}, err
 	}
 	st := ContainerStatus{ID: ctr.ID(), Image: info.Image, Labels: info.Labels, State: StateCreated}
-	if img, err := c.client.GetImage(ctx, info.Image); err == nil {
+	if id, ok := c.imageIDs.Load(info.Image); ok {
+		st.ImageID = id.(string)
+	} else if img, err := c.client.GetImage(ctx, info.Image); err == nil {
 		st.ImageID = img.Target().Digest.String()
+		c.imageIDs.Store(info.Image, st.ImageID)
 	}
 	task, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
@@ -284,9 +292,17 @@ func (c *Containerd) status(ctx context.Context, ctr containerd.Container) (Cont
 	return st, nil
 }
 
-func (c *Containerd) List(ctx context.Context) ([]ContainerStatus, error) {
+func (c *Containerd) List(ctx context.Context, labels map[string]string) ([]ContainerStatus, error) {
 	ctx = c.ctx(ctx)
-	ctrs, err := c.client.Containers(ctx)
+	var filters []string
+	var clauses []string
+	for k, v := range labels {
+		clauses = append(clauses, fmt.Sprintf("labels.%q==%q", k, v))
+	}
+	if len(clauses) > 0 {
+		filters = []string{strings.Join(clauses, ",")}
+	}
+	ctrs, err := c.client.Containers(ctx, filters...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func startTestContainerd(t *testing.T) (*Containerd, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if list, err := rt.List(ctx); err == nil {
+		if list, err := rt.List(ctx, nil); err == nil {
 			for _, c := range list {
 				_ = rt.Stop(ctx, c.ID, time.Second)
 				_ = rt.Remove(ctx, c.ID)
@@ -115,7 +115,7 @@ func TestContainerdRunsBusybox(t *testing.T) {
 
 	// A long-running container survives a new client (an agent restart) and stops on
 	// SIGTERM within its grace period.
-	if err := rt.Start(ctx, ContainerSpec{ID: "sleeper", Image: testimage.BusyboxRef, Command: []string{"sleep", "3600"}}); err != nil {
+	if err := rt.Start(ctx, ContainerSpec{ID: "sleeper", Image: testimage.BusyboxRef, Command: []string{"sleep", "3600"}, Labels: map[string]string{"skiff.pod": "p1"}}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, rt, "sleeper", StateRunning)
@@ -124,7 +124,7 @@ func TestContainerdRunsBusybox(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
-	list, err := again.List(ctx)
+	list, err := again.List(ctx, map[string]string{"skiff.pod": "p1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,8 @@ func TestContainerdRunsBusybox(t *testing.T) {
 	for _, c := range list {
 		found = found || c.ID == "sleeper" && c.State == StateRunning
 	}
-	if !found {
+	// The label filter keeps the other pod's exited container (same label) and no others.
+	if !found || len(list) != 2 {
 		t.Fatalf("a new client does not see the running container: %+v", list)
 	}
 	if err := again.Stop(ctx, "sleeper", 5*time.Second); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +41,12 @@ type podWorker struct {
 	netns     string
 }
 
+// syncParallelism bounds how many pods sync at once.
+const syncParallelism = 16
+
 func (a *Agent) worker(uid string) *podWorker {
+	a.workersMu.Lock()
+	defer a.workersMu.Unlock()
 	w := a.workers[uid]
 	if w == nil {
 		w = &podWorker{nextStart: map[string]time.Time{}, delay: map[string]time.Duration{}, waiting: map[string]*corev1.ContainerStateWaiting{}, started: map[string]time.Time{}}
@@ -62,7 +68,7 @@ func (a *Agent) syncAll(ctx context.Context) {
 		pods = append(pods, p.DeepCopy())
 	}
 	a.mu.Unlock()
-	all, err := a.cfg.Runtime.List(ctx)
+	all, err := a.cfg.Runtime.List(ctx, nil)
 	if err != nil {
 		a.log.Warn("listing containers failed", "error", err)
 		return
@@ -73,13 +79,24 @@ func (a *Agent) syncAll(ctx context.Context) {
 			byPod[uid] = append(byPod[uid], c)
 		}
 	}
+	// Pods sync in parallel: starting a container is a few hundred milliseconds of
+	// containerd and runc work, and one slow pod must not hold up the others.
 	desired := map[string]bool{}
+	sem := make(chan struct{}, syncParallelism)
+	var wg sync.WaitGroup
 	for _, p := range pods {
 		desired[string(p.UID)] = true
-		if err := a.syncPod(ctx, p, byPod[string(p.UID)]); err != nil && ctx.Err() == nil {
-			a.log.Warn("syncing pod", "pod", p.Namespace+"/"+p.Name, "error", err)
-		}
+		w := a.worker(string(p.UID))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(p *corev1.Pod) {
+			defer func() { <-sem; wg.Done() }()
+			if err := a.syncPod(ctx, p, w, byPod[string(p.UID)]); err != nil && ctx.Err() == nil {
+				a.log.Warn("syncing pod", "pod", p.Namespace+"/"+p.Name, "error", err)
+			}
+		}(p)
 	}
+	wg.Wait()
 	for uid, ctrs := range byPod {
 		if !desired[uid] {
 			// The pod is gone from the store (deleted, or bound elsewhere): stop what it left.
@@ -100,11 +117,14 @@ func (a *Agent) teardown(ctx context.Context, uid string, ctrs []ContainerStatus
 			a.log.Warn("removing container", "container", c.ID, "error", err)
 		}
 	}
-	if w := a.workers[uid]; w != nil && w.netns != "" {
+	a.workersMu.Lock()
+	w := a.workers[uid]
+	delete(a.workers, uid)
+	a.workersMu.Unlock()
+	if w != nil && w.netns != "" {
 		_ = exec.Command("ip", "netns", "delete", w.netns).Run()
 	}
 	_ = os.RemoveAll(filepath.Join(a.cfg.DataDir, "pods", uid, "volumes"))
-	delete(a.workers, uid)
 }
 
 // latest returns, per container name, the newest attempt and the one before it.
@@ -126,9 +146,10 @@ func attempt(c ContainerStatus) int {
 	return n
 }
 
-func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, ctrs []ContainerStatus) error {
+// syncPod brings one pod's containers in line with its spec and reports its status. The
+// caller guarantees no other goroutine syncs the same pod (and so uses w) meanwhile.
+func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs []ContainerStatus) error {
 	uid := string(pod.UID)
-	w := a.worker(uid)
 	if pod.DeletionTimestamp != nil {
 		grace := 30 * time.Second
 		if pod.DeletionGracePeriodSeconds != nil {
@@ -171,14 +192,8 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, ctrs []ContainerSt
 		}
 	}
 	// Re-read what runs now, so the status reflects what this pass did.
-	if all, err := a.cfg.Runtime.List(ctx); err == nil {
-		ctrs = ctrs[:0]
-		for _, c := range all {
-			if c.Labels[labelPodUID] == uid {
-				ctrs = append(ctrs, c)
-			}
-		}
-		cur, prev = latest(ctrs)
+	if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
+		cur, prev = latest(now)
 	}
 	status := a.podStatus(pod, w, cur, prev, initDone)
 	if statusEqual(&pod.Status, status) {

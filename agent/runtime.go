@@ -90,7 +90,7 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// Status reports one container (ErrContainerNotFound if absent).
 	Status(ctx context.Context, id string) (ContainerStatus, error)
-	// List reports every container this agent created (its namespace), for adoption after
-	// an agent restart.
-	List(ctx context.Context) ([]ContainerStatus, error)
+	// List reports the containers this agent created (its namespace) whose labels include
+	// every given label (nil: all), for adoption after an agent restart.
+	List(ctx context.Context, labels map[string]string) ([]ContainerStatus, error)
 }

@@ -103,3 +103,11 @@ func (a *Agent) Ctr(args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// PID is the agent process's PID (0 when it is not running).
+func (a *Agent) PID() int {
+	if a.cmd == nil {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}
