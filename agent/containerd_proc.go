@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,6 +62,7 @@ state = %q
 		logf.Close()
 		return nil, fmt.Errorf("starting containerd: %w", err)
 	}
+	_ = os.WriteFile(filepath.Join(dir, "containerd.pid"), []byte(strconv.Itoa(p.cmd.Process.Pid)), 0o600)
 	p.exited = make(chan struct{})
 	go func() {
 		_ = p.cmd.Wait()
@@ -105,4 +108,56 @@ func (p *ContainerdProcess) Stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
+}
+
+// Teardown removes everything an agent left running: the containers of its containerd
+// namespace (stopped with a short grace period), their pod network namespaces, and the
+// containerd it ran under dir (found through its pid file). `skiff dev` uses it on Ctrl-C,
+// tests at their end; a production agent never calls it, because its containers must
+// outlive it.
+func Teardown(ctx context.Context, dir, namespace string) error {
+	socket := filepath.Join(dir, "containerd.sock")
+	if answers(ctx, socket) {
+		rt, err := NewContainerd(socket, namespace)
+		if err != nil {
+			return err
+		}
+		list, err := rt.List(ctx, nil)
+		if err == nil {
+			for _, c := range list {
+				if c.State == StateRunning {
+					_ = rt.Stop(ctx, c.ID, 2*time.Second)
+				}
+				_ = rt.Remove(ctx, c.ID)
+				if uid := c.Labels[labelPodUID]; uid != "" {
+					_ = exec.Command("ip", "netns", "delete", netnsName(uid)).Run()
+				}
+			}
+		}
+		rt.Close()
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "containerd.pid"))
+	if err != nil {
+		return nil // not ours to stop
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return nil
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !strings.Contains(string(cmdline), filepath.Join(dir, "config.toml")) {
+		return nil // the pid is no longer that containerd
+	}
+	_ = proc.Signal(syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		if proc.Signal(syscall.Signal(0)) != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = os.Remove(filepath.Join(dir, "containerd.pid"))
+	return nil
 }

@@ -319,11 +319,16 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker
 
 // ensureNetNS makes the pod's network namespace (loopback up), shared by its containers.
 // It is where CNI will add interfaces; without iproute2 each container gets its own.
-func (a *Agent) ensureNetNS(uid string) string {
+func netnsName(uid string) string {
 	name := "skiff-" + uid
 	if len(name) > 40 {
 		name = name[:40]
 	}
+	return name
+}
+
+func (a *Agent) ensureNetNS(uid string) string {
+	name := netnsName(uid)
 	if _, err := os.Stat("/var/run/netns/" + name); err == nil {
 		return name
 	}

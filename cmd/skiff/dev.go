@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"skiff/agent"
 )
 
 // devLayout is what `skiff dev` remembers in <data-dir>/dev.json so a restart reuses the
@@ -121,6 +123,16 @@ Flags:
 	<-ctx.Done()
 	fmt.Println("skiff dev: stopping every process…")
 	wg.Wait()
+	for i := 1; i <= *agents; i++ {
+		// Agents leave their containers running by design; a dev cluster that stops takes
+		// them, and the containerd each agent ran, along.
+		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		name := fmt.Sprintf("a%d", i)
+		if err := agent.Teardown(tctx, filepath.Join(dir, name, "containerd"), "skiff-"+name); err != nil {
+			fmt.Fprintf(os.Stderr, "skiff dev: cleaning up %s: %v\n", name, err)
+		}
+		cancel()
+	}
 	fmt.Println("skiff dev: stopped")
 	return nil
 }

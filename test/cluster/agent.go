@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"skiff/agent"
 )
 
 // Agent is one `skiff agent` process of a cluster, with its own containerd under its data
@@ -34,31 +37,10 @@ func (c *Cluster) StartAgent(name string) *Agent {
 		a.Kill()
 		// Containers and the agent's containerd outlive the agent by design; a test run
 		// must not leave them behind.
-		sock := filepath.Join(dir, "containerd", "containerd.sock")
-		ns := "skiff-" + name
-		if out, err := exec.Command("ctr", "--address", sock, "-n", ns, "task", "ls", "-q").Output(); err == nil {
-			for _, id := range strings.Fields(string(out)) {
-				_ = exec.Command("ctr", "--address", sock, "-n", ns, "task", "kill", "-s", "SIGKILL", id).Run()
-			}
-			time.Sleep(200 * time.Millisecond)
-			for _, id := range strings.Fields(string(out)) {
-				_ = exec.Command("ctr", "--address", sock, "-n", ns, "task", "delete", id).Run()
-			}
-		}
-		if out, err := exec.Command("ctr", "--address", sock, "-n", ns, "containers", "ls", "-q").Output(); err == nil {
-			for _, id := range strings.Fields(string(out)) {
-				_ = exec.Command("ctr", "--address", sock, "-n", ns, "containers", "delete", id).Run()
-			}
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, "containerd", "containerd.pid")); err == nil {
-			_ = b
-		}
-		_ = exec.Command("pkill", "-f", "containerd --config "+filepath.Join(dir, "containerd", "config.toml")).Run()
-		out, _ := exec.Command("ip", "netns", "list").Output()
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "skiff-") {
-				_ = exec.Command("ip", "netns", "delete", f[0]).Run()
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := agent.Teardown(ctx, filepath.Join(dir, "containerd"), "skiff-"+name); err != nil {
+			c.t.Logf("tearing down agent %s: %v", name, err)
 		}
 	})
 	return a
