@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -124,15 +125,24 @@ func Teardown(ctx context.Context, dir, namespace string) error {
 		}
 		list, err := rt.List(ctx, nil)
 		if err == nil {
+			// In parallel, and without a grace period: this is a teardown, not a drain.
+			sem := make(chan struct{}, 16)
+			var wg sync.WaitGroup
 			for _, c := range list {
-				if c.State == StateRunning {
-					_ = rt.Stop(ctx, c.ID, 2*time.Second)
-				}
-				_ = rt.Remove(ctx, c.ID)
-				if uid := c.Labels[labelPodUID]; uid != "" {
-					_ = exec.Command("ip", "netns", "delete", netnsName(uid)).Run()
-				}
+				wg.Add(1)
+				sem <- struct{}{}
+				go func(c ContainerStatus) {
+					defer func() { <-sem; wg.Done() }()
+					if c.State == StateRunning {
+						_ = rt.Stop(ctx, c.ID, 0)
+					}
+					_ = rt.Remove(ctx, c.ID)
+					if uid := c.Labels[labelPodUID]; uid != "" {
+						_ = exec.Command("ip", "netns", "delete", netnsName(uid)).Run()
+					}
+				}(c)
 			}
+			wg.Wait()
 		}
 		rt.Close()
 	}

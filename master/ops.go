@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ func (m *Master) opsRoutes(e *echo.Echo) {
 	g := e.Group("/skiff/v1", m.api.Authenticate)
 	g.GET("/raft", m.raftStatus)
 	g.GET("/masters", m.masters)
+	g.POST("/agent-certificate", m.agentCertificate)
 	g.POST("/raft/transfer-leadership", m.transferLeadership)
 	g.POST("/raft/remove-peer", m.removePeer)
 	g.GET("/kv/:key", m.kvGet)
@@ -56,6 +58,31 @@ func (m *Master) masters(c echo.Context) error {
 }
 
 func masterAPIKey(id string) string { return "master-api." + id }
+
+// agentCertRequest is what an agent sends to get a serving certificate from the cluster CA.
+type agentCertRequest struct {
+	Name         string   `json:"name"`
+	PublicKeyPEM string   `json:"publicKeyPEM"`
+	Hosts        []string `json:"hosts"`
+}
+
+// agentCertificate signs an agent's serving certificate with the cluster CA, so masters can
+// verify the agent they proxy logs from. Only holders of the cluster token may ask.
+func (m *Master) agentCertificate(c echo.Context) error {
+	var req agentCertRequest
+	if err := json.NewDecoder(io.LimitReader(c.Request().Body, 64<<10)).Decode(&req); err != nil || req.Name == "" || req.PublicKeyPEM == "" {
+		return echo.NewHTTPError(http.StatusBadRequest, "want {name, publicKeyPEM, hosts}")
+	}
+	ca, err := api.ClusterCA(m.node.FSM().State())
+	if err != nil || ca == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the cluster CA is not ready")
+	}
+	cert, err := ca.SignServing(req.Name, []byte(req.PublicKeyPEM), req.Hosts)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	return c.JSON(http.StatusOK, map[string]string{"certificatePEM": string(cert), "caPEM": string(ca.CertPEM)})
+}
 
 func (m *Master) raftStatus(c echo.Context) error {
 	return c.JSON(http.StatusOK, m.node.Stats())

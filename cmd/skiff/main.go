@@ -23,6 +23,7 @@ func commands() []command {
 		{"dev", "run a local HA cluster (masters and agents) in the foreground", runDev},
 		{"status", "show the Raft status of a cluster", runStatus},
 		{"kubeconfig", "print the admin kubeconfig of a master's data dir", runKubeconfig},
+		{"image", "import image archives into an agent's containerd (skiff image import FILE)", runImage},
 		{"version", "print the version", func([]string) error { fmt.Println("skiff", version); return nil }},
 	}
 }

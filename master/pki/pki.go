@@ -131,3 +131,42 @@ func NewToken() (string, error) {
 	}
 	return fmt.Sprintf("%x", b), nil
 }
+
+// SignServing issues a one-year serving certificate for an agent's public key (PEM,
+// "PUBLIC KEY") and host names, signed by the CA. Masters call it for agents, which never
+// see the CA key.
+func (ca *CA) SignServing(commonName string, publicKeyPEM []byte, hosts []string) ([]byte, error) {
+	caCert, caKey, err := ca.parse()
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(publicKeyPEM)
+	if blk == nil {
+		return nil, errors.New("pki: public key is not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: public key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"skiff:agents"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
