@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -30,6 +31,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Resync is how often the sync loop looks at every pod without a change (default 1 s).
 	Resync time.Duration
+	// Listener, when set, serves container logs to the masters (announced in gossip);
+	// Token is the cluster token masters present.
+	Listener net.Listener
+	Token    string
 }
 
 // Agent registers its Node and runs the pods bound to it. Run blocks; everything else is
@@ -82,6 +87,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("node registered", "node", a.cfg.Name)
 	go a.watchPods(ctx)
+	if a.cfg.Listener != nil {
+		go func() {
+			if err := a.serve(ctx, a.cfg.Listener, a.cfg.Token); err != nil {
+				a.log.Error("log server stopped", "error", err)
+			}
+		}()
+	}
 	t := time.NewTicker(a.cfg.Resync)
 	defer t.Stop()
 	for {

@@ -118,6 +118,16 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		return fail(err)
 	}
 	m.api = api.New(node, advertise)
+	if m.pool != nil {
+		m.api.SetAgentLocator(func(node string) (string, bool) {
+			for _, a := range m.pool.Alive(gossip.RoleAgent) {
+				if a.Meta.Name == node && a.Meta.API != "" {
+					return a.Meta.API, true
+				}
+			}
+			return "", false
+		})
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	m.api.Register(e)

@@ -37,6 +37,7 @@ func runAgent(args []string) error {
 	namespace := fs.String("containerd-namespace", "skiff", "containerd namespace for this agent's containers and images")
 	labels := fs.String("labels", "", "node labels, as key=value,…")
 	taints := fs.String("taints", "", "node taints, as key=value:Effect,…")
+	listen := fs.String("listen", "127.0.0.1:10250", "HTTPS address the masters reach for container logs (announced in gossip)")
 	preload := fs.Bool("preload-busybox", false, "import the busybox test image (from Debian's busybox-static) at start")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -123,8 +124,17 @@ Flags:
 			return err
 		}
 	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer ln.Close()
+	apiAddr := ln.Addr().String()
+	if h, p, err := net.SplitHostPort(apiAddr); err == nil && net.ParseIP(h).IsUnspecified() {
+		apiAddr = net.JoinHostPort(*address, p)
+	}
 	pool, err := gossip.Start(gossip.Config{Name: *name, BindAddr: *gossipAddr, AdvertiseAddr: *gossipAdvertise, SecretKey: key,
-		Meta: gossip.Meta{Role: gossip.RoleAgent, Name: *name, Version: version}, Logger: logger.With("component", "gossip")})
+		Meta: gossip.Meta{Role: gossip.RoleAgent, Name: *name, API: apiAddr, Version: version}, Logger: logger.With("component", "gossip")})
 	if err != nil {
 		return err
 	}
@@ -167,7 +177,7 @@ Flags:
 		}
 	}()
 	a := agent.New(agent.Config{Name: *name, DataDir: *dataDir, Address: *address, Labels: nodeLabels, Taints: nodeTaints,
-		Runtime: rt, Client: client, Logger: logger})
+		Runtime: rt, Client: client, Logger: logger, Listener: ln, Token: token})
 	logger.Info("agent started", "node", *name, "containerd", socket)
 	return a.Run(ctx)
 }

@@ -109,7 +109,11 @@ Flags:
 			if err != nil {
 				return err
 			}
-			args := []string{"agent", "--name", name, "--data-dir", filepath.Join(dir, name), "--gossip-addr", gossipAddr,
+			listen, err := freeLoopbackAddr()
+			if err != nil {
+				return err
+			}
+			args := []string{"agent", "--name", name, "--data-dir", filepath.Join(dir, name), "--gossip-addr", gossipAddr, "--listen", listen,
 				"--join", strings.Join(gossipAddrs, ","), "--kubeconfig", filepath.Join(dir, "kubeconfig"),
 				"--containerd-namespace", "skiff-" + name, "--preload-busybox"}
 			wg.Add(1)

@@ -1,18 +1,44 @@
 package api
 
 import (
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// reasonFor names the Status reason of an HTTP code an agent answered with.
+func reasonFor(code int) metav1.StatusReason {
+	switch code {
+	case http.StatusBadRequest:
+		return metav1.StatusReasonBadRequest
+	case http.StatusNotFound:
+		return metav1.StatusReasonNotFound
+	case http.StatusUnauthorized:
+		return metav1.StatusReasonUnauthorized
+	}
+	return metav1.StatusReasonInternalError
+}
 
 // podProxySubresources are served by the agent that runs the pod; the master proxies them.
 var podProxySubresources = map[string]bool{"log": true, "exec": true, "attach": true, "portforward": true}
 
-// podProxy answers pods/{log,exec,attach,portforward}. Until agents run pods, every such
-// request gets a clear error naming why, instead of a bare 404.
+// AgentLocator finds the address of the agent running a node (from gossip).
+type AgentLocator func(node string) (addr string, ok bool)
+
+// SetAgentLocator tells the server how to reach agents, for pods/log.
+func (s *Server) SetAgentLocator(l AgentLocator) { s.agents = l }
+
+// podProxy answers pods/{log,exec,attach,portforward}: logs are proxied to the pod's agent;
+// the others answer with a clear error until agents serve them.
 func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	st, err := s.readState(c)
 	if err != nil {
@@ -26,6 +52,75 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	if pod.Spec.NodeName == "" {
 		return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
 	}
-	return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf(
-		"pod %s is bound to node %s, but no agent serves %s for it: node agents are not part of this skiff build yet", pod.Name, pod.Spec.NodeName, info.Subresource)))
+	if info.Subresource != "log" {
+		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf(
+			"%s is not supported by skiff agents yet (pod %s on node %s)", info.Subresource, pod.Name, pod.Spec.NodeName)))
+	}
+	container := c.QueryParam("container")
+	if container == "" {
+		if len(pod.Spec.Containers) != 1 {
+			var names []string
+			for _, ct := range pod.Spec.Containers {
+				names = append(names, ct.Name)
+			}
+			return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s, choose one of: [%s]", pod.Name, strings.Join(names, " "))))
+		}
+		container = pod.Spec.Containers[0].Name
+	}
+	var addr string
+	ok := false
+	if s.agents != nil {
+		addr, ok = s.agents(pod.Spec.NodeName)
+	}
+	if !ok {
+		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf("no agent for node %s is reachable", pod.Spec.NodeName)))
+	}
+	ca, err := ClusterCA(st)
+	if err != nil || ca == nil {
+		return writeStatus(c, apierrors.NewServiceUnavailable("the cluster CA is not ready"))
+	}
+	pool, err := ca.Pool()
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	q := url.Values{}
+	for _, k := range []string{"follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds"} {
+		if v := c.QueryParam(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	u := fmt.Sprintf("https://%s/containerLogs/%s/%s/%s?%s", addr, url.PathEscape(pod.Namespace), url.PathEscape(pod.Name), url.PathEscape(container), q.Encode())
+	req, err := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, u, nil)
+	if err != nil {
+		return writeStatus(c, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+AdminToken(st))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		ResponseHeaderTimeout: 30 * time.Second}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf("reaching the agent of node %s: %v", pod.Spec.NodeName, err)))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return writeStatus(c, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: int32(resp.StatusCode),
+			Reason: reasonFor(resp.StatusCode), Message: strings.TrimSpace(string(msg))}})
+	}
+	out := c.Response()
+	out.Header().Set("Content-Type", "text/plain")
+	out.WriteHeader(http.StatusOK)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			out.Flush()
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }

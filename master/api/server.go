@@ -36,6 +36,9 @@ type Server struct {
 	// one consistent revision, as Kubernetes guarantees.
 	listMu     sync.Mutex
 	listStates map[uint64]retainedState
+
+	// agents finds the agent of a node, for pods/log; nil until the master has gossip.
+	agents AgentLocator
 }
 
 type retainedState struct {

@@ -86,8 +86,17 @@ func (s *Server) watch(c echo.Context, info requestInfo) error {
 	resp.WriteHeader(http.StatusOK)
 	resp.Flush() // clients return from the request once the headers arrive
 	enc := json.NewEncoder(resp)
+	line := make([]byte, 0, 4096)
 	send := func(ev watchEvent) error {
-		if err := enc.Encode(ev); err != nil {
+		if raw, ok := ev.Object.(json.RawMessage); ok {
+			// Stored JSON needs no encoding pass: one write per event, even with a
+			// thousand watchers on the same change.
+			line = append(append(append(append(line[:0], `{"type":"`...), ev.Type...), `","object":`...), raw...)
+			line = append(line, "}\n"...)
+			if _, err := resp.Write(line); err != nil {
+				return err
+			}
+		} else if err := enc.Encode(ev); err != nil {
 			return err
 		}
 		resp.Flush()

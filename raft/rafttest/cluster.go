@@ -51,6 +51,21 @@ func New(t testing.TB, o Options) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t}
+	// Hold every chosen port until all are chosen: a port released and asked for again can
+	// come back twice.
+	var held []net.Listener
+	var addrs []string
+	for i := 0; i < o.Size; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range held {
+		ln.Close()
+	}
 	var peers []raft.Peer
 	for i := 0; i < o.Size; i++ {
 		id := fmt.Sprintf("n%d", i+1)
@@ -63,7 +78,7 @@ func New(t testing.TB, o Options) *Cluster {
 		cfg := raft.Config{
 			ID:        id,
 			DataDir:   filepath.Join(o.Dir, id),
-			BindAddr:  freeAddr(t),
+			BindAddr:  addrs[i],
 			Faults:    raft.NewFaults(),
 			LogOutput: logf,
 		}
@@ -87,15 +102,6 @@ func New(t testing.TB, o Options) *Cluster {
 	})
 	c.WaitLeader()
 	return c
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Size is the number of node slots.

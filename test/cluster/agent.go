@@ -28,7 +28,7 @@ type Agent struct {
 func (c *Cluster) StartAgent(name string) *Agent {
 	dir := filepath.Join(c.Dir, name)
 	a := &Agent{c: c, Name: name, Dir: dir, logPath: filepath.Join(c.Dir, name+".log")}
-	a.args = []string{"agent", "--name", name, "--data-dir", dir, "--gossip-addr", FreeAddr(c.t),
+	a.args = []string{"agent", "--name", name, "--data-dir", dir, "--gossip-addr", FreeAddr(c.t), "--listen", FreeAddr(c.t),
 		"--join", strings.Join(c.Gossip, ","), "--kubeconfig", c.KubeconfigPath(0),
 		"--containerd-namespace", "skiff-" + name, "--preload-busybox", "--log-level", "debug"}
 	c.logPath = append(c.logPath, a.logPath)

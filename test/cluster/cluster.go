@@ -71,14 +71,36 @@ func Binary(t testing.TB) string {
 	return builtBin
 }
 
-// FreeAddr returns a free loopback host:port.
+var (
+	addrMu    sync.Mutex
+	handedOut = map[string]bool{}
+)
+
+// FreeAddr returns a free loopback host:port (TCP and UDP), never the same one twice in a
+// test process: the kernel may hand a just-released port out again.
 func FreeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrMu.Lock()
+	defer addrMu.Unlock()
+	for i := 0; i < 100; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if handedOut[addr] {
+			continue
+		}
+		if pc, err := net.ListenPacket("udp", addr); err == nil {
+			pc.Close()
+		} else {
+			continue
+		}
+		handedOut[addr] = true
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port")
+	return ""
 }
 
 // Start runs n masters founded together and waits until the API answers on all of them.

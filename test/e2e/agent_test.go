@@ -146,6 +146,18 @@ func TestAgentRunsPods(t *testing.T) {
 			t.Fatalf("container output lacks %q:\n%s", want, logs)
 		}
 	}
+	// Logs through the masters (proxied to the agent), with kubectl and client-go.
+	k := &kubectl{t: t, bin: "/usr/bin/kubectl", kubeconfig: c.WriteKubeconfig(1)}
+	k.ok([]string{"logs", "config"}, "env: hello s3cret from-envfrom config", "scratch-ok")
+	if out := k.ok([]string{"logs", "config", "-c", "main", "--tail=1"}); strings.TrimSpace(out) != "scratch-ok" {
+		t.Fatalf("kubectl logs --tail=1: %q", out)
+	}
+	tailOne := int64(1)
+	raw, err := cs.CoreV1().Pods("default").GetLogs("config", &corev1.PodLogOptions{TailLines: &tailOne}).DoRaw(ctx)
+	if err != nil || strings.TrimSpace(string(raw)) != "scratch-ok" {
+		t.Fatalf("client-go logs: %q %v", raw, err)
+	}
+	k.fails([]string{"logs", "noimage"}, "waiting to start")
 	bad := podSpec("badcfg", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "true")
 	bad.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
 	create(bad)
