@@ -37,7 +37,8 @@ type podWorker struct {
 	nextStart map[string]time.Time     // container → earliest restart
 	delay     map[string]time.Duration // container → current back-off
 	waiting   map[string]*corev1.ContainerStateWaiting
-	started   map[string]time.Time // container ID → when first seen running
+	started   map[string]time.Time   // container ID → when first seen running
+	probes    map[string]*probeState // container ID → its probes' state
 	netns     string
 }
 
@@ -49,7 +50,7 @@ func (a *Agent) worker(uid string) *podWorker {
 	defer a.workersMu.Unlock()
 	w := a.workers[uid]
 	if w == nil {
-		w = &podWorker{nextStart: map[string]time.Time{}, delay: map[string]time.Duration{}, waiting: map[string]*corev1.ContainerStateWaiting{}, started: map[string]time.Time{}}
+		w = &podWorker{nextStart: map[string]time.Time{}, delay: map[string]time.Duration{}, waiting: map[string]*corev1.ContainerStateWaiting{}, started: map[string]time.Time{}, probes: map[string]*probeState{}}
 		a.workers[uid] = w
 	}
 	return w
@@ -194,6 +195,33 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 	// Re-read what runs now, so the status reflects what this pass did.
 	if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
 		cur, prev = latest(now)
+	}
+	if initDone {
+		for _, c := range pod.Spec.Containers {
+			st, ok := cur[c.Name]
+			if !ok || st.State != StateRunning {
+				continue
+			}
+			if w.started[st.ID].IsZero() {
+				w.started[st.ID] = time.Now().Truncate(time.Second)
+			}
+			ps := w.probes[st.ID]
+			if ps == nil {
+				ps = newProbeState()
+				w.probes[st.ID] = ps
+			}
+			if out := a.runProbes(ctx, pod, w, c, st.ID, ps, w.started[st.ID]); out.kill {
+				a.log.Info("restarting container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "reason", out.reason)
+				grace := 30 * time.Second
+				if pod.Spec.TerminationGracePeriodSeconds != nil {
+					grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+				}
+				_ = a.cfg.Runtime.Stop(ctx, st.ID, grace)
+				if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
+					cur, prev = latest(now)
+				}
+			}
+		}
 	}
 	status := a.podStatus(pod, w, cur, prev, initDone)
 	if statusEqual(&pod.Status, status) {
@@ -435,6 +463,11 @@ func (a *Agent) containerStatus(w *podWorker, c corev1.Container, cur, prev map[
 	case StateRunning:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}
 		cs.Ready = true
+		if ps := w.probes[r.ID]; ps != nil {
+			cs.Ready = ps.started && ps.ready
+		} else if c.ReadinessProbe != nil || c.StartupProbe != nil {
+			cs.Ready = false // not probed yet
+		}
 	case StateExited:
 		reason := "Completed"
 		if r.ExitCode != 0 {
@@ -451,6 +484,9 @@ func (a *Agent) containerStatus(w *podWorker, c corev1.Container, cur, prev map[
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	}
 	running := cs.State.Running != nil
+	if ps := w.probes[r.ID]; ps != nil && running {
+		running = ps.started
+	}
 	cs.Started = &running
 	if p, ok := prev[c.Name]; ok && p.State == StateExited && cs.LastTerminationState.Terminated == nil {
 		cs.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: int32(p.ExitCode), ContainerID: "containerd://" + p.ID,

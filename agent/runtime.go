@@ -90,6 +90,9 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// Status reports one container (ErrContainerNotFound if absent).
 	Status(ctx context.Context, id string) (ContainerStatus, error)
+	// Exec runs cmd inside a running container and returns its exit code and combined
+	// output (probes use it). It gives up when ctx ends.
+	Exec(ctx context.Context, id string, cmd []string) (exitCode int, output []byte, err error)
 	// List reports the containers this agent created (its namespace) whose labels include
 	// every given label (nil: all), for adoption after an agent restart.
 	List(ctx context.Context, labels map[string]string) ([]ContainerStatus, error)

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"skiff/agent/testimage"
 	"skiff/test/cluster"
@@ -108,6 +109,30 @@ func TestAgentRunsPods(t *testing.T) {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 &&
 			p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
 	})
+
+	// Probes: a failing liveness probe restarts; readiness gates Ready (HTTP through the
+	// pod's own network namespace, TCP to a closed port).
+	live := podSpec("live", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sh", "-c", "touch /tmp/healthy; sleep 4; rm /tmp/healthy; sleep 3600")
+	live.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/healthy"}}},
+		PeriodSeconds: 1, FailureThreshold: 2}
+	create(live)
+	web := podSpec("web", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8080 -h /www")
+	web.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	web.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromString("http")}}, PeriodSeconds: 1}
+	create(web)
+	closed := podSpec("closed", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sleep", "3600")
+	closed.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}}, PeriodSeconds: 1}
+	create(closed)
+	waitPod(t, cs, "web", "Ready through its HTTP readiness probe", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+	})
+	waitPod(t, cs, "live", "restarted by its liveness probe", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+	})
+	time.Sleep(2 * time.Second)
+	if p := waitPod(t, cs, "closed", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }); p.Status.ContainerStatuses[0].Ready {
+		t.Fatal("a pod whose readiness probe fails is Ready")
+	}
 
 	// ConfigMap and Secret keys reach the container as env and as files.
 	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app"},
