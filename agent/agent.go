@@ -55,6 +55,9 @@ type Agent struct {
 	// one goroutine syncing its pod.
 	workersMu sync.Mutex
 	workers   map[string]*podWorker
+
+	eventsMu  sync.Mutex
+	lastEvent map[string]time.Time // recent events, so repeats are not re-posted
 }
 
 // New returns an agent; call Run.
@@ -65,7 +68,7 @@ func New(cfg Config) *Agent {
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}}
+	return &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, lastEvent: map[string]time.Time{}}
 }
 
 // KubeletVersion is what the agent reports as its kubelet version.

@@ -156,6 +156,11 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 		if pod.DeletionGracePeriodSeconds != nil {
 			grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
 		}
+		for _, c := range ctrs {
+			if c.State == StateRunning {
+				a.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container "+c.Labels[labelContainer])
+			}
+		}
 		a.teardown(ctx, uid, ctrs, grace)
 		return a.cfg.Client.FinishPodDeletion(ctx, pod)
 	}
@@ -210,8 +215,14 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 				ps = newProbeState()
 				w.probes[st.ID] = ps
 			}
-			if out := a.runProbes(ctx, pod, w, c, st.ID, ps, w.started[st.ID]); out.kill {
+			failures := ps.lastFailure
+			out := a.runProbes(ctx, pod, w, c, st.ID, ps, w.started[st.ID])
+			if ps.lastFailure != "" && ps.lastFailure != failures {
+				a.event(pod, corev1.EventTypeWarning, "Unhealthy", ps.lastFailure)
+			}
+			if out.kill {
 				a.log.Info("restarting container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "reason", out.reason)
+				a.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, out.reason))
 				grace := 30 * time.Second
 				if pod.Spec.TerminationGracePeriodSeconds != nil {
 					grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
@@ -253,6 +264,7 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 		if time.Now().Before(w.nextStart[c.Name]) {
 			w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", w.delay[c.Name], c.Name, pod.Name)}
+			a.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name)
 			return
 		}
 	}
@@ -260,6 +272,7 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 	var cfgErr *configError
 	if errors.As(err, &cfgErr) {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: cfgErr.msg}
+		a.event(pod, corev1.EventTypeWarning, "Failed", "Error: "+cfgErr.msg)
 		return
 	}
 	if err == nil {
@@ -269,13 +282,16 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 	case errors.Is(err, ErrImageNotFound):
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull",
 			Message: fmt.Sprintf("image %q is not present on node %s; import it with `skiff image import` (registry pulls are not supported yet)", c.Image, a.cfg.Name)}
+		a.event(pod, corev1.EventTypeWarning, "ErrImageNeverPull", w.waiting[c.Name].Message)
 		return
 	case err != nil:
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
+		a.event(pod, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		_ = a.cfg.Runtime.Remove(ctx, spec.ID)
 	default:
 		delete(w.waiting, c.Name)
 		a.log.Info("started container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "attempt", n)
+		a.event(pod, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	}
 	if hasLast || err != nil {
 		d := w.delay[c.Name]

@@ -129,6 +129,19 @@ func TestAgentRunsPods(t *testing.T) {
 	waitPod(t, cs, "live", "restarted by its liveness probe", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 	})
+	// What happened is in the pods' Events, as `kubectl describe pod` shows them.
+	k0 := &kubectl{t: t, bin: "/usr/bin/kubectl", kubeconfig: c.WriteKubeconfig(0)}
+	deadlineEv := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := k0.run("describe", "pod", "live")
+		if strings.Contains(out, "Unhealthy") && strings.Contains(out, "Killing") && strings.Contains(out, "Started") {
+			break
+		}
+		if time.Now().After(deadlineEv) {
+			t.Fatalf("kubectl describe pod live lacks the probe events:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	time.Sleep(2 * time.Second)
 	if p := waitPod(t, cs, "closed", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }); p.Status.ContainerStatuses[0].Ready {
 		t.Fatal("a pod whose readiness probe fails is Ready")
