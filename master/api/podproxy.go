@@ -40,11 +40,7 @@ func (s *Server) SetAgentLocator(l AgentLocator) { s.agents = l }
 // podProxy answers pods/{log,exec,attach,portforward}: logs are proxied to the pod's agent;
 // the others answer with a clear error until agents serve them.
 func (s *Server) podProxy(c echo.Context, info requestInfo) error {
-	st, err := s.readState(c)
-	if err != nil {
-		return writeStatus(c, err)
-	}
-	obj, err := s.getFrom(st, info)
+	st, obj, err := s.current(c, info)
 	if err != nil {
 		return writeStatus(c, err)
 	}

@@ -46,11 +46,7 @@ func (s *Server) readState(c echo.Context) (*fsm.State, error) {
 }
 
 func (s *Server) get(c echo.Context, info requestInfo) error {
-	st, err := s.readState(c)
-	if err != nil {
-		return writeStatus(c, err)
-	}
-	obj, err := s.getFrom(st, info)
+	_, obj, err := s.current(c, info)
 	if err != nil {
 		return writeStatus(c, err)
 	}
@@ -58,6 +54,17 @@ func (s *Server) get(c echo.Context, info requestInfo) error {
 		return writeObject(c, http.StatusOK, s.table(c, info.Resource, []runtime.Object{obj}, ""))
 	}
 	return writeObject(c, http.StatusOK, obj)
+}
+
+// current reads the object info names at the consistency the request asks for, with the
+// state it was read from.
+func (s *Server) current(c echo.Context, info requestInfo) (*fsm.State, runtime.Object, error) {
+	st, err := s.readState(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	obj, err := s.getFrom(st, info)
+	return st, obj, err
 }
 
 func (s *Server) getFrom(st *fsm.State, info requestInfo) (runtime.Object, error) {

@@ -28,11 +28,7 @@ func (s *Server) statusSubresource(c echo.Context, info requestInfo) error {
 // scaleSubresource serves <resource>/<name>/scale as an autoscaling/v1 Scale.
 func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 	r := info.Resource
-	st, err := s.readState(c)
-	if err != nil {
-		return writeStatus(c, err)
-	}
-	obj, err := s.getFrom(st, info)
+	_, obj, err := s.current(c, info)
 	if err != nil {
 		return writeStatus(c, err)
 	}

@@ -76,20 +76,30 @@ func (ca *CA) parse() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	return cert, key, nil
 }
 
-// ServingCert issues a server certificate for the given host names and IPs, valid one year.
+// ServingCert issues a server certificate for the given host names and IPs, valid one year,
+// with a fresh key.
 func (ca *CA) ServingCert(commonName string, hosts []string) (tls.Certificate, error) {
-	caCert, caKey, err := ca.parse()
-	if err != nil {
-		return tls.Certificate{}, err
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
+	der, caCert, err := ca.issue(commonName, "skiff", &key.PublicKey, hosts)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der, caCert.Raw}, PrivateKey: key}, nil
+}
+
+// issue signs a one-year server certificate for pub and hosts with the CA.
+func (ca *CA) issue(commonName, org string, pub any, hosts []string) (der []byte, caCert *x509.Certificate, err error) {
+	caCert, caKey, err := ca.parse()
+	if err != nil {
+		return nil, nil, err
+	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"skiff"}},
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{org}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.AddDate(1, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
@@ -107,11 +117,8 @@ func (ca *CA) ServingCert(commonName string, hosts []string) (tls.Certificate, e
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der, caCert.Raw}, PrivateKey: key}, nil
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
+	return der, caCert, err
 }
 
 // Pool returns a cert pool trusting the CA.
@@ -136,10 +143,6 @@ func NewToken() (string, error) {
 // "PUBLIC KEY") and host names, signed by the CA. Masters call it for agents, which never
 // see the CA key.
 func (ca *CA) SignServing(commonName string, publicKeyPEM []byte, hosts []string) ([]byte, error) {
-	caCert, caKey, err := ca.parse()
-	if err != nil {
-		return nil, err
-	}
 	blk, _ := pem.Decode(publicKeyPEM)
 	if blk == nil {
 		return nil, errors.New("pki: public key is not PEM")
@@ -148,23 +151,7 @@ func (ca *CA) SignServing(commonName string, publicKeyPEM []byte, hosts []string
 	if err != nil {
 		return nil, fmt.Errorf("pki: public key: %w", err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"skiff:agents"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
+	der, _, err := ca.issue(commonName, "skiff:agents", pub, hosts)
 	if err != nil {
 		return nil, err
 	}
