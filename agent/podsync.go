@@ -210,6 +210,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 			if w.started[st.ID].IsZero() {
 				w.started[st.ID] = time.Now().Truncate(time.Second)
 			}
+			a.capLog(a.LogPath(uid, c.Name, attempt(st)))
 			ps := w.probes[st.ID]
 			if ps == nil {
 				ps = newProbeState()
@@ -516,4 +517,26 @@ func statusEqual(a, b *corev1.PodStatus) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+// maxLogBytes caps a container's log file; past it the file is rotated to <file>.1 (the
+// previous rotation is dropped), as the kubelet's default rotation keeps logs bounded.
+const maxLogBytes = 10 << 20
+
+// capLog rotates a log file that grew past maxLogBytes by copy-and-truncate: the shim keeps
+// appending to the same file, so it cannot be renamed away under it. Lines written between
+// the copy and the truncate may be lost; the cap matters more than they do.
+func (a *Agent) capLog(path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= maxLogBytes {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(path+".1", data, 0o640); err != nil {
+		return
+	}
+	_ = os.Truncate(path, 0)
 }
