@@ -31,6 +31,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Resync is how often the sync loop looks at every pod without a change (default 1 s).
 	Resync time.Duration
+	// InsecureRegistries are registry hosts (host:port) pulled from over plain HTTP.
+	InsecureRegistries []string
 	// Listener, when set, serves container logs to the masters (announced in gossip);
 	// Token is the cluster token masters present.
 	Listener net.Listener

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -381,4 +383,33 @@ func (b *lockedBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]byte(nil), b.buf...)
+}
+
+func (c *Containerd) Pull(ctx context.Context, ref string, insecure []string) (string, error) {
+	plain := map[string]bool{}
+	for _, h := range insecure {
+		plain[h] = true
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: func(host string) ([]docker.RegistryHost, error) {
+		scheme := "https"
+		if plain[host] {
+			scheme = "http"
+		}
+		return []docker.RegistryHost{{Client: http.DefaultClient, Host: host, Scheme: scheme, Path: "/v2",
+			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve}}, nil
+	}})
+	img, err := c.client.Pull(c.ctx(ctx), ref, containerd.WithPullUnpack, containerd.WithResolver(resolver))
+	if err != nil {
+		return "", fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	c.imageIDs.Delete(ref)
+	return img.Target().Digest.String(), nil
+}
+
+func (c *Containerd) HasImage(ctx context.Context, ref string) (bool, error) {
+	_, err := c.client.GetImage(c.ctx(ctx), ref)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +165,45 @@ func TestContainerdRunsBusybox(t *testing.T) {
 
 	if err := rt.Start(ctx, ContainerSpec{ID: "noimage", Image: "skiff.local/missing:1", Command: []string{"true"}}); !errors.Is(err, ErrImageNotFound) {
 		t.Fatalf("missing image: %v", err)
+	}
+}
+
+// The pull path against an in-process registry on loopback (plain HTTP).
+func TestContainerdPullsFromRegistry(t *testing.T) {
+	rt, _ := startTestContainerd(t)
+	reg := testimage.NewRegistry()
+	img, err := testimage.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Add("tools/busybox", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	ref := host + "/tools/busybox:v1"
+	if ok, _ := rt.HasImage(ctx, ref); ok {
+		t.Fatal("image present before the pull")
+	}
+	if _, err := rt.Pull(ctx, ref, nil); err == nil {
+		t.Fatal("pulled over HTTPS from a plain-HTTP registry")
+	}
+	digest, err := rt.Pull(ctx, ref, []string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := rt.HasImage(ctx, ref); !ok || digest == "" {
+		t.Fatalf("after the pull: present=%v digest=%q", ok, digest)
+	}
+	if err := rt.Start(ctx, ContainerSpec{ID: "pulled", Image: ref, Command: []string{"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitState(t, rt, "pulled", StateExited); st.ExitCode != 0 {
+		t.Fatalf("pulled image's container exited %d", st.ExitCode)
+	}
+	if _, err := rt.Pull(ctx, host+"/tools/missing:v1", []string{host}); err == nil {
+		t.Fatal("pulled an image the registry does not have")
 	}
 }

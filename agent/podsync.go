@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,6 +269,9 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 			a.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name)
 			return
 		}
+	}
+	if !a.ensureImage(ctx, pod, w, c) {
+		return
 	}
 	spec, err := a.containerSpec(ctx, pod, w, c, n)
 	var cfgErr *configError
@@ -539,4 +543,45 @@ func (a *Agent) capLog(path string) {
 		return
 	}
 	_ = os.Truncate(path, 0)
+}
+
+// ensureImage applies the container's imagePullPolicy: Never uses what is present,
+// IfNotPresent pulls when absent, Always pulls every time a container starts. A failed pull
+// waits with ErrImagePull, then ImagePullBackOff, and retries with back-off.
+func (a *Agent) ensureImage(ctx context.Context, pod *corev1.Pod, w *podWorker, c corev1.Container) bool {
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = corev1.PullIfNotPresent
+		if ref := c.Image; !strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") || strings.HasSuffix(ref, ":latest") {
+			policy = corev1.PullAlways
+		}
+	}
+	if policy == corev1.PullNever {
+		return true // a missing image surfaces as ErrImageNeverPull from Start
+	}
+	if policy == corev1.PullIfNotPresent {
+		if ok, err := a.cfg.Runtime.HasImage(ctx, c.Image); err == nil && ok {
+			return true
+		}
+	}
+	key := "pull:" + c.Name
+	if time.Now().Before(w.nextStart[key]) {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+		return false
+	}
+	if _, err := a.cfg.Runtime.Pull(ctx, c.Image, a.cfg.InsecureRegistries); err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
+		a.event(pod, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
+		d := w.delay[key]
+		if d == 0 {
+			d = backoffBase
+		} else if d *= 2; d > backoffMax {
+			d = backoffMax
+		}
+		w.delay[key], w.nextStart[key] = d, time.Now().Add(d)
+		return false
+	}
+	delete(w.delay, key)
+	a.event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q", c.Image))
+	return true
 }

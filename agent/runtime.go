@@ -80,6 +80,11 @@ type Runtime interface {
 	Version(ctx context.Context) (string, error)
 	// ImportImages loads an OCI or docker image archive and returns the refs it held.
 	ImportImages(ctx context.Context, archive io.Reader) ([]string, error)
+	// Pull fetches and unpacks ref from its registry (plain HTTP for hosts in insecure)
+	// and returns the image's digest.
+	Pull(ctx context.Context, ref string, insecure []string) (string, error)
+	// HasImage reports whether ref is present.
+	HasImage(ctx context.Context, ref string) (bool, error)
 	// Images lists the images present.
 	Images(ctx context.Context) ([]Image, error)
 	// Start creates and starts a container.

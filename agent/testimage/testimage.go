@@ -20,7 +20,7 @@ import (
 )
 
 // BusyboxRef is the name the busybox test image is imported under.
-const BusyboxRef = "skiff.local/busybox:latest"
+const BusyboxRef = "skiff.local/busybox:1"
 
 // BusyboxPath is where Debian's busybox-static puts the binary.
 const BusyboxPath = "/bin/busybox"
@@ -36,7 +36,7 @@ type File struct {
 
 // Image describes an image to build.
 type Image struct {
-	Ref        string // e.g. "skiff.local/busybox:latest"
+	Ref        string // e.g. "skiff.local/busybox:1"
 	Files      []File
 	Entrypoint []string
 	Cmd        []string

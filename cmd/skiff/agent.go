@@ -37,6 +37,7 @@ func runAgent(args []string) error {
 	namespace := fs.String("containerd-namespace", "skiff", "containerd namespace for this agent's containers and images")
 	labels := fs.String("labels", "", "node labels, as key=value,…")
 	taints := fs.String("taints", "", "node taints, as key=value:Effect,…")
+	insecure := fs.String("insecure-registries", "", "registry hosts (host:port,…) to pull from over plain HTTP")
 	listen := fs.String("listen", "127.0.0.1:10250", "HTTPS address the masters reach for container logs (announced in gossip)")
 	preload := fs.Bool("preload-busybox", false, "import the busybox test image (from Debian's busybox-static) at start")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -177,7 +178,7 @@ Flags:
 		}
 	}()
 	a := agent.New(agent.Config{Name: *name, DataDir: *dataDir, Address: *address, Labels: nodeLabels, Taints: nodeTaints,
-		Runtime: rt, Client: client, Logger: logger, Listener: ln, Token: token})
+		Runtime: rt, Client: client, Logger: logger, Listener: ln, Token: token, InsecureRegistries: splitList(*insecure)})
 	logger.Info("agent started", "node", *name, "containerd", socket)
 	return a.Run(ctx)
 }
@@ -242,4 +243,11 @@ func kubeconfigCredentials(path string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("kubeconfig CA: %w", err)
 	}
 	return ca, kc.Users[0].User.Token, nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

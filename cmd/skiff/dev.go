@@ -302,7 +302,7 @@ Use it with kubectl:
   kubectl create configmap demo --from-literal=greeting=hello
   kubectl get configmap demo -o yaml
   kubectl get nodes
-  kubectl run demo --image=skiff.local/busybox:latest --overrides='{"spec":{"nodeName":"a1"}}' -- sleep 3600
+  kubectl run demo --image=skiff.local/busybox:1 --overrides='{"spec":{"nodeName":"a1"}}' -- sleep 3600
   kubectl get pod demo -o wide      # Running on a1 (no scheduler yet: pods name their node)
   skiff status --kubeconfig %s
   kill -9 <pid of the leader>   # the supervisor restarts it; the API keeps answering

@@ -24,13 +24,15 @@ type Agent struct {
 	logPath string
 }
 
-// StartAgent runs an agent that joins the masters' gossip and preloads the busybox image.
-func (c *Cluster) StartAgent(name string) *Agent {
+// StartAgent runs an agent that joins the masters' gossip and preloads the busybox image;
+// extra flags are appended.
+func (c *Cluster) StartAgent(name string, extra ...string) *Agent {
 	dir := filepath.Join(c.Dir, name)
 	a := &Agent{c: c, Name: name, Dir: dir, logPath: filepath.Join(c.Dir, name+".log")}
 	a.args = []string{"agent", "--name", name, "--data-dir", dir, "--gossip-addr", FreeAddr(c.t), "--listen", FreeAddr(c.t),
 		"--join", strings.Join(c.Gossip, ","), "--kubeconfig", c.KubeconfigPath(0),
 		"--containerd-namespace", "skiff-" + name, "--preload-busybox", "--log-level", "debug"}
+	a.args = append(a.args, extra...)
 	c.logPath = append(c.logPath, a.logPath)
 	a.Restart()
 	c.t.Cleanup(func() {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,9 @@ func podSpec(name, node string, restart corev1.RestartPolicy, image string, cmd 
 // when a master dies.
 func TestAgentRunsPods(t *testing.T) {
 	c := cluster.Start(t, 3)
-	agent := c.StartAgent("n1")
+	regSrv := httptest.NewUnstartedServer(nil)
+	registryHost := regSrv.Listener.Addr().String()
+	agent := c.StartAgent("n1", "--insecure-registries", registryHost)
 	cs := clientFor(t, c.WriteKubeconfig(0))
 	waitNode(t, cs, "n1", corev1.ConditionTrue)
 	node, _ := cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
@@ -89,7 +92,23 @@ func TestAgentRunsPods(t *testing.T) {
 	create(podSpec("sleeper", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sleep", "3600"))
 	create(podSpec("fails", "n1", corev1.RestartPolicyNever, testimage.BusyboxRef, "sh", "-c", "exit 2"))
 	create(podSpec("done", "n1", corev1.RestartPolicyOnFailure, testimage.BusyboxRef, "true"))
-	create(podSpec("noimage", "n1", corev1.RestartPolicyAlways, "registry.local/missing:1"))
+	never := podSpec("noimage", "n1", corev1.RestartPolicyAlways, "skiff.local/missing:1")
+	never.Spec.Containers[0].ImagePullPolicy = corev1.PullNever
+	create(never)
+	create(podSpec("nopull", "n1", corev1.RestartPolicyAlways, "127.0.0.1:1/missing:1")) // nothing listens there
+	// The pull path: an in-process registry on loopback that the agent may use over HTTP.
+	reg := testimage.NewRegistry()
+	img, err := testimage.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Add("tools/busybox", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	regSrv.Config.Handler = reg
+	regSrv.Start()
+	defer regSrv.Close()
+	create(podSpec("pulled", "n1", corev1.RestartPolicyAlways, registryHost+"/tools/busybox:v1", "sleep", "3600"))
 	create(podSpec("crash", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sh", "-c", "exit 1"))
 
 	running := waitPod(t, cs, "sleeper", "Running and Ready", func(p *corev1.Pod) bool {
@@ -105,6 +124,14 @@ func TestAgentRunsPods(t *testing.T) {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 			p.Status.ContainerStatuses[0].State.Waiting.Reason == "ErrImageNeverPull"
 	})
+	waitPod(t, cs, "nopull", "waiting on a failed pull", func(p *corev1.Pod) bool {
+		if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+			return false
+		}
+		r := p.Status.ContainerStatuses[0].State.Waiting.Reason
+		return r == "ErrImagePull" || r == "ImagePullBackOff"
+	})
+	waitPod(t, cs, "pulled", "Running from a pulled image", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	waitPod(t, cs, "crash", "restarted and backing off", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 &&
 			p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
