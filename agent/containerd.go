@@ -413,3 +413,87 @@ func (c *Containerd) HasImage(ctx context.Context, ref string) (bool, error) {
 	}
 	return err == nil, err
 }
+
+func (c *Containerd) ExecStream(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (int, error) {
+	ctx = c.ctx(ctx)
+	ctr, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return 0, fmt.Errorf("%w: %s", ErrContainerNotFound, id)
+	}
+	if err != nil {
+		return 0, err
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	proc := *spec.Process
+	proc.Args = cmd
+	proc.Terminal = tty
+	// containerd keeps the process's stdin open until told: notice the end of the input
+	// and close it on the shim's side too, or `echo x | kubectl exec -i … cat` never ends.
+	var stdinDone chan struct{}
+	if stdin != nil {
+		stdinDone = make(chan struct{})
+		stdin = &eofNotifier{r: stdin, done: stdinDone}
+	}
+	opts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr)}
+	if tty {
+		opts = append(opts, cio.WithTerminal)
+	}
+	execID := fmt.Sprintf("exec-%d", time.Now().UnixNano())
+	p, err := task.Exec(ctx, execID, &proc, cio.NewCreator(opts...))
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer p.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	exited, err := p.Wait(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Start(ctx); err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	for {
+		select {
+		case st := <-exited:
+			code, _, err := st.Result()
+			// Let the output copiers drain before the caller reports the exit.
+			if io := p.IO(); io != nil {
+				io.Wait()
+			}
+			return int(code), err
+		case sz, ok := <-resize:
+			if ok {
+				_ = p.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+			} else {
+				resize = nil
+			}
+		case <-stdinDone:
+			stdinDone = nil
+			_ = p.CloseIO(ctx, containerd.WithStdinCloser)
+		case <-ctx.Done():
+			_ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// eofNotifier closes done when its reader reaches the end.
+type eofNotifier struct {
+	r    io.Reader
+	done chan struct{}
+	once sync.Once
+}
+
+func (e *eofNotifier) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.done) })
+	}
+	return n, err
+}

@@ -66,6 +66,9 @@ type ContainerStatus struct {
 	PID        uint32
 }
 
+// TermSize is a terminal's size.
+type TermSize struct{ Width, Height uint16 }
+
 // Image is an image present on the node.
 type Image struct {
 	Ref  string
@@ -98,6 +101,10 @@ type Runtime interface {
 	// Exec runs cmd inside a running container and returns its exit code and combined
 	// output (probes use it). It gives up when ctx ends.
 	Exec(ctx context.Context, id string, cmd []string) (exitCode int, output []byte, err error)
+	// ExecStream runs cmd in a running container with the given streams (stdin may be nil),
+	// a terminal when tty is set (resize carries its size changes), and returns the exit
+	// code once the command ends.
+	ExecStream(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (int, error)
 	// List reports the containers this agent created (its namespace) whose labels include
 	// every given label (nil: all), for adoption after an agent restart.
 	List(ctx context.Context, labels map[string]string) ([]ContainerStatus, error)

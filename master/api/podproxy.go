@@ -2,9 +2,11 @@ package api
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"time"
@@ -48,9 +50,12 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	if pod.Spec.NodeName == "" {
 		return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
 	}
-	if info.Subresource != "log" {
+	if info.Subresource == "attach" || info.Subresource == "portforward" {
 		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf(
 			"%s is not supported by skiff agents yet (pod %s on node %s)", info.Subresource, pod.Name, pod.Spec.NodeName)))
+	}
+	if info.Subresource == "exec" && !strings.EqualFold(c.Request().Header.Get("Upgrade"), "websocket") {
+		return writeStatus(c, apierrors.NewBadRequest("skiff serves exec over WebSocket (kubectl ≥ 1.30 uses it by default); SPDY is not supported"))
 	}
 	container := c.QueryParam("container")
 	if container == "" {
@@ -78,6 +83,9 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	pool, err := ca.Pool()
 	if err != nil {
 		return writeStatus(c, err)
+	}
+	if info.Subresource == "exec" {
+		return s.proxyExec(c, pod, container, addr, pool, AdminToken(st))
 	}
 	q := url.Values{}
 	for _, k := range []string{"follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds"} {
@@ -119,4 +127,31 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 			return nil
 		}
 	}
+}
+
+// proxyExec hands kubectl's WebSocket exec request to the pod's agent and splices the two
+// upgraded connections together (httputil.ReverseProxy does the upgrade dance).
+func (s *Server) proxyExec(c echo.Context, pod *corev1.Pod, container, agentAddr string, pool *x509.CertPool, token string) error {
+	q := url.Values{}
+	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
+		if v := c.QueryParam(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	q["command"] = c.QueryParams()["command"]
+	target := &url.URL{Scheme: "https", Host: agentAddr,
+		Path: fmt.Sprintf("/exec/%s/%s/%s", pod.Namespace, pod.Name, container), RawQuery: q.Encode()}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL = target
+			r.Out.Host = agentAddr
+			r.Out.Header.Set("Authorization", "Bearer "+token)
+		},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			_ = writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf("reaching the agent of node %s: %v", pod.Spec.NodeName, err)))
+		},
+	}
+	proxy.ServeHTTP(c.Response(), c.Request())
+	return nil
 }

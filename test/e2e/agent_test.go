@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/remotecommand"
 	"skiff/agent/testimage"
 	"skiff/test/cluster"
 )
@@ -223,6 +228,32 @@ func TestAgentRunsPods(t *testing.T) {
 		t.Fatalf("client-go logs: %q %v", raw, err)
 	}
 	k.fails([]string{"logs", "noimage"}, "waiting to start")
+
+	// Exec through a master: output, exit codes, stdin, and a TTY.
+	k.ok([]string{"exec", "config", "--", "sh", "-c", "echo out-$POD_NAME"}, "out-config")
+	k.fails([]string{"exec", "config", "--", "sh", "-c", "exit 3"}, "exit code 3")
+	in := exec.Command(k.bin, "--kubeconfig", k.kubeconfig, "exec", "-i", "config", "--", "sh", "-c", "cat; echo on-stderr >&2")
+	in.Stdin = strings.NewReader("piped-in\n")
+	if out, err := in.CombinedOutput(); err != nil || !strings.Contains(string(out), "piped-in") || !strings.Contains(string(out), "on-stderr") {
+		t.Fatalf("kubectl exec -i: %v %s", err, out)
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", c.WriteKubeconfig(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	execURL := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("config").SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "main", Command: []string{"sh", "-c", "tty; echo done"}, Stdout: true, TTY: true}, scheme.ParameterCodec).URL()
+	ex, err := remotecommand.NewWebSocketExecutor(restCfg, "GET", execURL.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ttyOut bytes.Buffer
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &ttyOut, Tty: true}); err != nil {
+		t.Fatalf("exec with a TTY: %v", err)
+	}
+	if !strings.Contains(ttyOut.String(), "/dev/pts/") || !strings.Contains(ttyOut.String(), "done") {
+		t.Fatalf("exec with a TTY printed %q", ttyOut.String())
+	}
 	bad := podSpec("badcfg", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "true")
 	bad.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
 	create(bad)
