@@ -140,14 +140,7 @@ func (a *Agent) containerExec(w http.ResponseWriter, r *http.Request) {
 
 // runningContainer finds the running container name of pod ns/pod.
 func (a *Agent) runningContainer(r *http.Request, ns, pod, container string) (string, error) {
-	uid := ""
-	a.mu.Lock()
-	for _, p := range a.pods {
-		if p.Namespace == ns && p.Name == pod {
-			uid = string(p.UID)
-		}
-	}
-	a.mu.Unlock()
+	uid := a.podUID(ns, pod)
 	if uid == "" {
 		return "", fmt.Errorf("pod %s/%s is not on node %s", ns, pod, a.cfg.Name)
 	}

@@ -82,14 +82,7 @@ func (a *Agent) certificate(ctx context.Context) (tls.Certificate, error) {
 // the container runs.
 func (a *Agent) containerLogs(w http.ResponseWriter, r *http.Request) {
 	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
-	uid := ""
-	a.mu.Lock()
-	for _, p := range a.pods {
-		if p.Namespace == ns && p.Name == name {
-			uid = string(p.UID)
-		}
-	}
-	a.mu.Unlock()
+	uid := a.podUID(ns, name)
 	if uid == "" {
 		http.Error(w, fmt.Sprintf("pod %s/%s is not on node %s", ns, name, a.cfg.Name), http.StatusNotFound)
 		return
@@ -177,4 +170,16 @@ func tail(data []byte, n int) []byte {
 		idx = j
 	}
 	return data[idx+1:]
+}
+
+// podUID is the UID of pod ns/name on this node, or "" if it is not here.
+func (a *Agent) podUID(ns, name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.pods {
+		if p.Namespace == ns && p.Name == name {
+			return string(p.UID)
+		}
+	}
+	return ""
 }

@@ -1,7 +1,6 @@
 package testimage
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,24 +22,17 @@ func NewRegistry() *Registry {
 
 // Add makes img pullable as name:tag.
 func (r *Registry) Add(name, tag string, img *Image) error {
-	layer, diffID, err := img.layer()
+	b, err := img.build()
 	if err != nil {
 		return err
 	}
-	config, _ := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Entrypoint": img.Entrypoint, "Cmd": img.Cmd, "Env": img.Env, "WorkingDir": img.WorkingDir},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
-	})
-	layerDesc := descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digestOf(layer), Size: int64(len(layer))}
-	configDesc := descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digestOf(config), Size: int64(len(config))}
-	manifest, _ := json.Marshal(map[string]any{
-		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"config": configDesc, "layers": []descriptor{layerDesc},
-	})
-	md := digestOf(manifest)
-	r.blobs[layerDesc.Digest], r.blobs[configDesc.Digest], r.blobs[md] = layer, config, manifest
-	r.types[layerDesc.Digest], r.types[configDesc.Digest], r.types[md] = layerDesc.MediaType, configDesc.MediaType, "application/vnd.oci.image.manifest.v1+json"
+	md := b.manifestDesc.Digest
+	for _, blob := range []struct {
+		d    descriptor
+		data []byte
+	}{{b.layerDesc, b.layer}, {b.configDesc, b.config}, {b.manifestDesc, b.manifest}} {
+		r.blobs[blob.d.Digest], r.types[blob.d.Digest] = blob.data, blob.d.MediaType
+	}
 	r.manifests[name+":"+tag] = md
 	return nil
 }

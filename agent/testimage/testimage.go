@@ -121,25 +121,43 @@ func (img *Image) layer() (gz []byte, diffID string, err error) {
 	return out.Bytes(), digestOf(raw.Bytes()), nil
 }
 
-// WriteOCIArchive writes img as an OCI image layout in a tar stream.
-func (img *Image) WriteOCIArchive(w io.Writer) error {
+// blobs are an image's layer, config and manifest with their descriptors.
+type blobs struct {
+	layer, config, manifest             []byte
+	layerDesc, configDesc, manifestDesc descriptor
+}
+
+// build makes the image's blobs: one gzipped layer, the config, the manifest.
+func (img *Image) build() (*blobs, error) {
 	layer, diffID, err := img.layer()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	config, _ := json.Marshal(map[string]any{
+	b := &blobs{layer: layer}
+	b.config, _ = json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux",
 		"config": map[string]any{"Entrypoint": img.Entrypoint, "Cmd": img.Cmd, "Env": img.Env, "WorkingDir": img.WorkingDir},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
 	})
-	layerDesc := descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digestOf(layer), Size: int64(len(layer))}
-	configDesc := descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digestOf(config), Size: int64(len(config))}
-	manifest, _ := json.Marshal(map[string]any{
+	b.layerDesc = descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digestOf(layer), Size: int64(len(layer))}
+	b.configDesc = descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digestOf(b.config), Size: int64(len(b.config))}
+	b.manifest, _ = json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"config": configDesc, "layers": []descriptor{layerDesc},
+		"config": b.configDesc, "layers": []descriptor{b.layerDesc},
 	})
-	manifestDesc := descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: digestOf(manifest), Size: int64(len(manifest)),
-		Annotations: map[string]string{"io.containerd.image.name": img.Ref, "org.opencontainers.image.ref.name": img.Ref}}
+	b.manifestDesc = descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: digestOf(b.manifest), Size: int64(len(b.manifest))}
+	return b, nil
+}
+
+// WriteOCIArchive writes img as an OCI image layout in a tar stream.
+func (img *Image) WriteOCIArchive(w io.Writer) error {
+	b, err := img.build()
+	if err != nil {
+		return err
+	}
+	layer, config, manifest := b.layer, b.config, b.manifest
+	layerDesc, configDesc, manifestDesc := b.layerDesc, b.configDesc, b.manifestDesc
+	manifestDesc.Annotations = map[string]string{"io.containerd.image.name": img.Ref, "org.opencontainers.image.ref.name": img.Ref}
 	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []descriptor{manifestDesc}})
 
 	tw := tar.NewWriter(w)
