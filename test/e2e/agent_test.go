@@ -257,6 +257,22 @@ func TestAgentRunsPods(t *testing.T) {
 	bad := podSpec("badcfg", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "true")
 	bad.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
 	create(bad)
+	create(podSpec("badcmd", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "/no/such/binary"))
+	badvol := podSpec("badvol", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "true")
+	badvol.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/no/such/dir"}}}}
+	badvol.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "v", MountPath: "/v"}}
+	create(badvol)
+	// A hostPath of type "" is not checked before the mount (as in Kubernetes); the runtime's
+	// refusal is the clear reason.
+	for name, reason := range map[string]string{"badcmd": "CreateContainerError", "badvol": "CreateContainerError"} {
+		p := waitPod(t, cs, name, "waiting with "+reason, func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
+				p.Status.ContainerStatuses[0].State.Waiting.Reason == reason
+		})
+		if p.Status.ContainerStatuses[0].State.Waiting.Message == "" {
+			t.Fatalf("%s waits without saying why", name)
+		}
+	}
 	waitPod(t, cs, "badcfg", "waiting on its missing configmap", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 			p.Status.ContainerStatuses[0].State.Waiting.Reason == "CreateContainerConfigError"
