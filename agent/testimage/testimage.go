@@ -185,3 +185,17 @@ func (img *Image) WriteOCIArchive(w io.Writer) error {
 	}
 	return tw.Close()
 }
+
+// Binary packs one static executable as an image whose entrypoint it is (/app), for test
+// programs built with CGO_ENABLED=0.
+func Binary(ref, path string) (*Image, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{
+		Ref:        ref,
+		Files:      []File{{Path: "/app", Mode: 0o755, Data: bin}, {Path: "/tmp/", Mode: 0o1777}},
+		Entrypoint: []string{"/app"},
+	}, nil
+}

@@ -110,6 +110,20 @@ func TestAgentRunsPods(t *testing.T) {
 	if err := reg.Add("tools/busybox", "v1", img); err != nil {
 		t.Fatal(err)
 	}
+	// The static Go test program, built now and served from the registry too.
+	echoBin := filepath.Join(t.TempDir(), "echo")
+	build := exec.Command("go", "build", "-o", echoBin, "skiff/test/images/echo")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the Go test image: %v\n%s", err, out)
+	}
+	echoImg, err := testimage.Binary("tools/echo:v1", echoBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Add("tools/echo", "v1", echoImg); err != nil {
+		t.Fatal(err)
+	}
 	regSrv.Config.Handler = reg
 	regSrv.Start()
 	defer regSrv.Close()
@@ -137,6 +151,13 @@ func TestAgentRunsPods(t *testing.T) {
 		return r == "ErrImagePull" || r == "ImagePullBackOff"
 	})
 	waitPod(t, cs, "pulled", "Running from a pulled image", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	echo := podSpec("echo", "n1", corev1.RestartPolicyAlways, registryHost+"/tools/echo:v1")
+	echo.Spec.Containers[0].Command = nil
+	echo.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
+	create(echo)
+	waitPod(t, cs, "echo", "Ready: the Go program serves its readiness probe", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+	})
 	waitPod(t, cs, "crash", "restarted and backing off", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 &&
 			p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
