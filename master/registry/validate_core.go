@@ -93,9 +93,7 @@ func validateService(svc, old *corev1.Service) field.ErrorList {
 			errs = append(errs, field.Forbidden(p.Child("nodePort"), "may not be used when `type` is 'ClusterIP'"))
 		}
 		if sp.NodePort != 0 {
-			for _, msg := range validation.IsValidPortNum(int(sp.NodePort)) {
-				errs = append(errs, field.Invalid(p.Child("nodePort"), sp.NodePort, msg))
-			}
+			errs = append(errs, validatePortNumber(sp.NodePort, p.Child("nodePort"))...)
 		}
 		key := corev1.ServicePort{Protocol: sp.Protocol, Port: sp.Port}
 		if seen[key] {
@@ -169,24 +167,9 @@ func validateService(svc, old *corev1.Service) field.ErrorList {
 
 func validateServicePort(sp *corev1.ServicePort, requireName bool, names map[string]bool, fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if requireName && sp.Name == "" {
-		errs = append(errs, field.Required(fldPath.Child("name"), ""))
-	} else if sp.Name != "" {
-		errs = append(errs, validateDNS1123Label(sp.Name, fldPath.Child("name"))...)
-		if names[sp.Name] {
-			errs = append(errs, field.Duplicate(fldPath.Child("name"), sp.Name))
-		}
-		names[sp.Name] = true
-	}
-	for _, msg := range validation.IsValidPortNum(int(sp.Port)) {
-		errs = append(errs, field.Invalid(fldPath.Child("port"), sp.Port, msg))
-	}
-	switch {
-	case sp.Protocol == "":
-		errs = append(errs, field.Required(fldPath.Child("protocol"), ""))
-	case !hasValue(supportedPortProtocols, sp.Protocol):
-		errs = append(errs, field.NotSupported(fldPath.Child("protocol"), sp.Protocol, supportedPortProtocols))
-	}
+	errs = append(errs, validatePortName(sp.Name, requireName, names, fldPath.Child("name"))...)
+	errs = append(errs, validatePortNumber(sp.Port, fldPath.Child("port"))...)
+	errs = append(errs, validatePortProtocol(sp.Protocol, fldPath.Child("protocol"))...)
 	errs = append(errs, validatePortNumOrName(sp.TargetPort, fldPath.Child("targetPort"))...)
 	if sp.AppProtocol != nil {
 		errs = append(errs, validateQualifiedName(*sp.AppProtocol, fldPath.Child("appProtocol"))...)
@@ -414,24 +397,9 @@ func validateEndpoints(ep, old *corev1.Endpoints) field.ErrorList {
 		for j := range ss.Ports {
 			port := &ss.Ports[j]
 			pp := p.Child("ports").Index(j)
-			if len(ss.Ports) > 1 && port.Name == "" {
-				errs = append(errs, field.Required(pp.Child("name"), ""))
-			} else if port.Name != "" {
-				errs = append(errs, validateDNS1123Label(port.Name, pp.Child("name"))...)
-				if names[port.Name] {
-					errs = append(errs, field.Duplicate(pp.Child("name"), port.Name))
-				}
-				names[port.Name] = true
-			}
-			for _, msg := range validation.IsValidPortNum(int(port.Port)) {
-				errs = append(errs, field.Invalid(pp.Child("port"), port.Port, msg))
-			}
-			switch {
-			case port.Protocol == "":
-				errs = append(errs, field.Required(pp.Child("protocol"), ""))
-			case !hasValue(supportedPortProtocols, port.Protocol):
-				errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, supportedPortProtocols))
-			}
+			errs = append(errs, validatePortName(port.Name, len(ss.Ports) > 1, names, pp.Child("name"))...)
+			errs = append(errs, validatePortNumber(port.Port, pp.Child("port"))...)
+			errs = append(errs, validatePortProtocol(port.Protocol, pp.Child("protocol"))...)
 		}
 	}
 	return errs

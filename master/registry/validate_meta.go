@@ -209,3 +209,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// validatePortProtocol checks a port's protocol is set and supported.
+func validatePortProtocol(proto corev1.Protocol, fldPath *field.Path) field.ErrorList {
+	switch {
+	case proto == "":
+		return field.ErrorList{field.Required(fldPath, "")}
+	case !hasValue(supportedPortProtocols, proto):
+		return field.ErrorList{field.NotSupported(fldPath, proto, supportedPortProtocols)}
+	}
+	return nil
+}
+
+// validatePortNumber checks n is a valid port (1-65535).
+func validatePortNumber(n int32, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsValidPortNum(int(n)) {
+		errs = append(errs, field.Invalid(fldPath, n, msg))
+	}
+	return errs
+}
+
+// validatePortName checks a port name (required when the object has several ports) is a
+// DNS-1123 label not used by another port of the same object (names records the ones seen).
+func validatePortName(name string, required bool, names map[string]bool, fldPath *field.Path) field.ErrorList {
+	if name == "" {
+		if required {
+			return field.ErrorList{field.Required(fldPath, "")}
+		}
+		return nil
+	}
+	errs := validateDNS1123Label(name, fldPath)
+	if names[name] {
+		errs = append(errs, field.Duplicate(fldPath, name))
+	}
+	names[name] = true
+	return errs
+}

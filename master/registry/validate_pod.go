@@ -449,21 +449,12 @@ func validateContainerPorts(ports []corev1.ContainerPort, fldPath *field.Path) f
 		if port.ContainerPort == 0 {
 			errs = append(errs, field.Required(p.Child("containerPort"), ""))
 		} else {
-			for _, msg := range validation.IsValidPortNum(int(port.ContainerPort)) {
-				errs = append(errs, field.Invalid(p.Child("containerPort"), port.ContainerPort, msg))
-			}
+			errs = append(errs, validatePortNumber(port.ContainerPort, p.Child("containerPort"))...)
 		}
 		if port.HostPort != 0 {
-			for _, msg := range validation.IsValidPortNum(int(port.HostPort)) {
-				errs = append(errs, field.Invalid(p.Child("hostPort"), port.HostPort, msg))
-			}
+			errs = append(errs, validatePortNumber(port.HostPort, p.Child("hostPort"))...)
 		}
-		switch {
-		case port.Protocol == "":
-			errs = append(errs, field.Required(p.Child("protocol"), ""))
-		case !hasValue(supportedPortProtocols, port.Protocol):
-			errs = append(errs, field.NotSupported(p.Child("protocol"), port.Protocol, supportedPortProtocols))
-		}
+		errs = append(errs, validatePortProtocol(port.Protocol, p.Child("protocol"))...)
 	}
 	return errs
 }
@@ -759,9 +750,7 @@ func validateHandler(exec *corev1.ExecAction, httpGet *corev1.HTTPGetAction, tcp
 		errs = append(errs, validatePortNumOrName(tcp.Port, fldPath.Child("tcpSocket", "port"))...)
 	}
 	if grpc != nil && !more("grpc") {
-		for _, msg := range validation.IsValidPortNum(int(grpc.Port)) {
-			errs = append(errs, field.Invalid(fldPath.Child("grpc", "port"), grpc.Port, msg))
-		}
+		errs = append(errs, validatePortNumber(grpc.Port, fldPath.Child("grpc", "port"))...)
 	}
 	if sleep != nil && !more("sleep") {
 		if sleep.Seconds < 0 {
