@@ -322,51 +322,8 @@ func (c *Containerd) List(ctx context.Context, labels map[string]string) ([]Cont
 	return out, nil
 }
 
-func (c *Containerd) Exec(ctx context.Context, id string, cmd []string) (int, []byte, error) {
-	ctx = c.ctx(ctx)
-	ctr, err := c.client.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return 0, nil, fmt.Errorf("%w: %s", ErrContainerNotFound, id)
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	spec, err := ctr.Spec(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	task, err := ctr.Task(ctx, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	proc := *spec.Process
-	proc.Args = cmd
-	proc.Terminal = false
-	var out lockedBuffer
-	execID := fmt.Sprintf("exec-%d", time.Now().UnixNano())
-	p, err := task.Exec(ctx, execID, &proc, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
-	if err != nil {
-		return 0, nil, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	defer p.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	exited, err := p.Wait(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := p.Start(ctx); err != nil {
-		return 0, nil, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	select {
-	case st := <-exited:
-		code, _, err := st.Result()
-		return int(code), out.Bytes(), err
-	case <-ctx.Done():
-		_ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
-		return 0, out.Bytes(), ctx.Err()
-	}
-}
-
-// lockedBuffer collects an exec's output from containerd's copy goroutines.
+// lockedBuffer collects an exec's stdout and stderr, written from containerd's copy
+// goroutines.
 type lockedBuffer struct {
 	mu  sync.Mutex
 	buf []byte

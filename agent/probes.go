@@ -104,12 +104,13 @@ func (a *Agent) probe(ctx context.Context, pod *corev1.Pod, w *podWorker, c core
 	}
 	switch {
 	case p.Exec != nil:
-		code, out, err := a.cfg.Runtime.Exec(ctx, id, p.Exec.Command)
+		var out lockedBuffer
+		code, err := a.cfg.Runtime.ExecStream(ctx, id, p.Exec.Command, false, nil, &out, &out, nil)
 		if err != nil {
 			return false, err.Error()
 		}
 		if code != 0 {
-			return false, fmt.Sprintf("command exited %d: %.200s", code, out)
+			return false, fmt.Sprintf("command exited %d: %.200s", code, out.Bytes())
 		}
 		return true, ""
 	case p.HTTPGet != nil:

@@ -98,9 +98,6 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// Status reports one container (ErrContainerNotFound if absent).
 	Status(ctx context.Context, id string) (ContainerStatus, error)
-	// Exec runs cmd inside a running container and returns its exit code and combined
-	// output (probes use it). It gives up when ctx ends.
-	Exec(ctx context.Context, id string, cmd []string) (exitCode int, output []byte, err error)
 	// ExecStream runs cmd in a running container with the given streams (stdin may be nil),
 	// a terminal when tty is set (resize carries its size changes), and returns the exit
 	// code once the command ends.

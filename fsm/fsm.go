@@ -116,7 +116,7 @@ func (f *FSM) applyTxn(index uint64, payload []byte) *TxnResult {
 	next, res, events := applyTxn(cur, t, index)
 	if next == nil {
 		// Nothing changed, but the revision still moves so WaitApplied sees the entry.
-		next = &State{objects: cur.objects, fields: cur.fields, owners: cur.owners, revision: index}
+		next = cur.at(index)
 	}
 	f.setState(next)
 	f.hub.publish(events)
@@ -141,13 +141,13 @@ func (f *FSM) applyBatch(index uint64, payload []byte) *BatchResult {
 		out.Results[i] = res
 		events = append(events, evs...)
 	}
-	f.setState(&State{objects: cur.objects, fields: cur.fields, owners: cur.owners, revision: index})
+	f.setState(cur.at(index))
 	f.hub.publish(events)
 	return out
 }
 
 func (f *FSM) applyNoop(index uint64) interface{} {
 	cur := f.state.Load()
-	f.setState(&State{objects: cur.objects, fields: cur.fields, owners: cur.owners, revision: index})
+	f.setState(cur.at(index))
 	return nil
 }

@@ -21,6 +21,11 @@ func emptyState() *State {
 	return &State{objects: iradix.New(), fields: iradix.New(), owners: iradix.New()}
 }
 
+// at is the same objects at a later revision (an entry that changed nothing).
+func (s *State) at(revision uint64) *State {
+	return &State{objects: s.objects, fields: s.fields, owners: s.owners, revision: revision}
+}
+
 // Revision is the log index of the last command this view includes.
 func (s *State) Revision() uint64 { return s.revision }
 

@@ -107,10 +107,3 @@ func applyPatch(pt types.PatchType, cur, patch []byte, dataStruct any) ([]byte, 
 	}
 	return out, nil
 }
-
-func patchType(contentType string) types.PatchType {
-	pt, _, _ := mime.ParseMediaType(contentType)
-	return types.PatchType(pt)
-}
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"skiff/fsm"
 )
 
 // reasonFor names the Status reason of an HTTP code an agent answered with.
@@ -76,16 +76,12 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	if !ok {
 		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf("no agent for node %s is reachable", pod.Spec.NodeName)))
 	}
-	ca, err := ClusterCA(st)
-	if err != nil || ca == nil {
-		return writeStatus(c, apierrors.NewServiceUnavailable("the cluster CA is not ready"))
-	}
-	pool, err := ca.Pool()
+	transport, err := s.agentTransport(st)
 	if err != nil {
 		return writeStatus(c, err)
 	}
 	if info.Subresource == "exec" {
-		return s.proxyExec(c, pod, container, addr, pool, AdminToken(st))
+		return s.proxyExec(c, pod, container, addr, transport, AdminToken(st))
 	}
 	q := url.Values{}
 	for _, k := range []string{"follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds"} {
@@ -99,9 +95,7 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 		return writeStatus(c, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+AdminToken(st))
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		ResponseHeaderTimeout: 30 * time.Second}}
-	resp, err := client.Do(req)
+	resp, err := transport.RoundTrip(req)
 	if err != nil {
 		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf("reaching the agent of node %s: %v", pod.Spec.NodeName, err)))
 	}
@@ -131,7 +125,7 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 
 // proxyExec hands kubectl's WebSocket exec request to the pod's agent and splices the two
 // upgraded connections together (httputil.ReverseProxy does the upgrade dance).
-func (s *Server) proxyExec(c echo.Context, pod *corev1.Pod, container, agentAddr string, pool *x509.CertPool, token string) error {
+func (s *Server) proxyExec(c echo.Context, pod *corev1.Pod, container, agentAddr string, transport http.RoundTripper, token string) error {
 	q := url.Values{}
 	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
 		if v := c.QueryParam(k); v != "" {
@@ -147,11 +141,32 @@ func (s *Server) proxyExec(c echo.Context, pod *corev1.Pod, container, agentAddr
 			r.Out.Host = agentAddr
 			r.Out.Header.Set("Authorization", "Bearer "+token)
 		},
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			_ = writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf("reaching the agent of node %s: %v", pod.Spec.NodeName, err)))
 		},
 	}
 	proxy.ServeHTTP(c.Response(), c.Request())
 	return nil
+}
+
+// agentTransport is the connection pool to agents, trusting the cluster CA. It is built
+// once and kept, so proxied logs and execs reuse connections instead of a TLS handshake each.
+func (s *Server) agentTransport(st *fsm.State) (*http.Transport, error) {
+	s.transportMu.Lock()
+	defer s.transportMu.Unlock()
+	if s.transport != nil {
+		return s.transport, nil
+	}
+	ca, err := ClusterCA(st)
+	if err != nil || ca == nil {
+		return nil, apierrors.NewServiceUnavailable("the cluster CA is not ready")
+	}
+	pool, err := ca.Pool()
+	if err != nil {
+		return nil, err
+	}
+	s.transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4}
+	return s.transport, nil
 }

@@ -39,6 +39,9 @@ type Server struct {
 
 	// agents finds the agent of a node, for pods/log; nil until the master has gossip.
 	agents AgentLocator
+
+	transportMu sync.Mutex
+	transport   *http.Transport // to agents; see agentTransport
 }
 
 type retainedState struct {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"mime"
 	"net/http"
 	"skiff/master/objects"
 
@@ -8,6 +10,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kjson "sigs.k8s.io/json"
 )
 
@@ -65,9 +68,9 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 		if err != nil {
 			return writeStatus(c, err)
 		}
-		cur, _ := jsonMarshal(toScale())
-		ct := c.Request().Header.Get("Content-Type")
-		patched, err := applyPatch(patchType(ct), cur, body, &autoscalingv1.Scale{})
+		cur, _ := json.Marshal(toScale())
+		pt, _, _ := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
+		patched, err := applyPatch(types.PatchType(pt), cur, body, &autoscalingv1.Scale{})
 		if err != nil {
 			return writeStatus(c, err)
 		}
