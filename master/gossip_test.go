@@ -14,17 +14,8 @@ import (
 	"skiff/master/objects"
 	"skiff/master/registry"
 	"skiff/raft"
+	"skiff/test/cluster"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -43,7 +34,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestGossipBootstrapJoinAndNodeLiveness(t *testing.T) {
 	dir := t.TempDir()
 	fast := gossip.Config{ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, GossipInterval: 50 * time.Millisecond}
-	gossipAddrs := []string{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
+	gossipAddrs := []string{cluster.FreeAddr(t), cluster.FreeAddr(t), cluster.FreeAddr(t), cluster.FreeAddr(t)}
 	start := func(i int, expect int, join []string) *Master {
 		name := fmt.Sprintf("m%d", i+1)
 		g := fast

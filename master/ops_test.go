@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -107,5 +106,3 @@ func TestStoreAPI(t *testing.T) {
 		t.Fatalf("raft status: %d %s", code, body)
 	}
 }
-
-func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"skiff/test/cluster"
 )
 
 // etcdCluster runs Debian's etcd as three members on loopback, each its own process with
@@ -62,8 +62,8 @@ func startEtcd(tb testing.TB, dir string) *etcdCluster {
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("e%d", i)
 		c.names = append(c.names, name)
-		c.clients = append(c.clients, "http://"+freePort(tb))
-		c.peers = append(c.peers, "http://"+freePort(tb))
+		c.clients = append(c.clients, "http://"+cluster.FreeAddr(tb))
+		c.peers = append(c.peers, "http://"+cluster.FreeAddr(tb))
 		initial = append(initial, name+"="+c.peers[i-1])
 	}
 	c.procs = make([]*exec.Cmd, 3)
@@ -177,13 +177,4 @@ func (c *etcdCluster) waitHealthy(skip int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.tb.Fatal("etcd cluster not healthy within 60s")
-}
-
-func freePort(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
