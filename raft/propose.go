@@ -25,6 +25,20 @@ func (n *Node) Propose(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult, error) 
 	return n.proposeEntry(ctx, fsm.EncodeTxn(t))
 }
 
+// ProposeAsLeader is Propose without forwarding: it fails with ErrNotLeader unless this
+// node leads. Leader routines use it so that a decision taken by a deposed leader never
+// reaches the new leader through forwarding: an entry this node appended while it led is
+// either committed before the next leader's barrier (so that leader sees it) or discarded.
+func (n *Node) ProposeAsLeader(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	return n.batcher.submit(fsm.EncodeTxn(t))
+}
+
 // proposeEntry commits an already-encoded entry from any node.
 func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.TxnResult, error) {
 	for {

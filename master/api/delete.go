@@ -115,7 +115,10 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 	if policy == metav1.DeletePropagationForeground {
 		finalizers = appendUnique(finalizers, metav1.FinalizerDeleteDependents)
 	}
-	grace := gracePeriod(obj, opts)
+	var grace int64
+	if pod, ok := obj.(*corev1.Pod); ok {
+		grace = objects.PodGracePeriod(pod, opts.GracePeriodSeconds)
+	}
 	if len(finalizers) > 0 || grace > 0 {
 		// Mark it; finalizers' owners (or the pod's agent) finish the deletion.
 		now := metav1.NewTime(s.now().Truncate(time.Second))
@@ -182,21 +185,6 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		return nil, 0, err
 	}
 	return obj, http.StatusOK, nil
-}
-
-// gracePeriod is how long a pod bound to a node gets to stop; everything else goes at once.
-func gracePeriod(obj runtime.Object, opts *metav1.DeleteOptions) int64 {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		return 0
-	}
-	if opts.GracePeriodSeconds != nil {
-		return max(0, *opts.GracePeriodSeconds)
-	}
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		return *pod.Spec.TerminationGracePeriodSeconds
-	}
-	return 30
 }
 
 func appendUnique(list []string, s string) []string {

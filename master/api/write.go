@@ -1,23 +1,19 @@
 package api
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"reflect"
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"skiff/fsm"
 	"skiff/master/objects"
@@ -62,18 +58,6 @@ func (s *Server) resultError(r *registry.Resource, name string, res *fsm.TxnResu
 	return res.Err
 }
 
-// generateNameSuffix is what Kubernetes appends to generateName: five characters from an
-// alphabet without vowels or look-alikes.
-func generateNameSuffix() string {
-	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
-	b := make([]byte, 5)
-	for i := range b {
-		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b[i] = alphabet[n.Int64()]
-	}
-	return string(b)
-}
-
 // namespaceUsable checks that the namespace of a new object exists and is not terminating.
 func (s *Server) namespaceUsable(st *fsm.State, ns string) error {
 	rec := st.Get(fsm.Key{Resource: "namespaces", Name: ns})
@@ -112,19 +96,13 @@ func (s *Server) create(c echo.Context, info requestInfo) error {
 		acc.SetNamespace("")
 	}
 	if acc.GetName() == "" && acc.GetGenerateName() != "" {
-		acc.SetName(acc.GetGenerateName() + generateNameSuffix())
+		acc.SetName(acc.GetGenerateName() + objects.GenerateNameSuffix())
 	}
 	if acc.GetName() == "" {
 		return writeStatus(c, apierrors.NewInvalid(gkOf(r), "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")}))
 	}
 	// Everything non-deterministic is decided here, before the entry is proposed.
-	acc.SetUID(types.UID(uuid.NewString()))
-	acc.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(time.Second)))
-	acc.SetGeneration(1)
-	acc.SetResourceVersion("")
-	acc.SetDeletionTimestamp(nil)
-	acc.SetDeletionGracePeriodSeconds(nil)
-	acc.SetManagedFields(nil)
+	objects.StampNew(acc, s.now())
 	prepareForCreate(r, obj)
 	if r.Default != nil {
 		r.Default(obj)
@@ -332,7 +310,7 @@ func prepareForUpdate(r *registry.Resource, obj, old runtime.Object, status bool
 			setField(obj, "Status", oldStatus)
 		}
 	}
-	if specChanged(obj, old) {
+	if objects.SpecChanged(obj, old) {
 		acc.SetGeneration(oldAcc.GetGeneration() + 1)
 	}
 	return errs
@@ -374,20 +352,4 @@ func copyObject(dst, src runtime.Object) {
 	n := reflect.New(reflect.TypeOf(dst).Elem())
 	_ = json.Unmarshal(b, n.Interface())
 	reflect.ValueOf(dst).Elem().Set(n.Elem())
-}
-
-// specChanged compares the objects without metadata and status, as generation tracks.
-func specChanged(a, b runtime.Object) bool {
-	strip := func(o runtime.Object) []byte {
-		m := map[string]json.RawMessage{}
-		raw, _ := json.Marshal(o)
-		_ = json.Unmarshal(raw, &m)
-		delete(m, "metadata")
-		delete(m, "status")
-		delete(m, "apiVersion")
-		delete(m, "kind")
-		out, _ := json.Marshal(m)
-		return out
-	}
-	return string(strip(a)) != string(strip(b))
 }

@@ -20,12 +20,6 @@ type Membership interface {
 	Changes() <-chan struct{}
 }
 
-// Store is how controllers read and write cluster state: the leader's FSM and Raft.
-type Store interface {
-	FSM() *fsm.FSM
-	Propose(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult, error)
-}
-
 // Taints the node lifecycle puts on a node whose agent gossip declares gone.
 var unreachableTaints = []corev1.Taint{
 	{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule},
