@@ -89,6 +89,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		}
 	})
 	node.OnLeader("namespace-finalizer", func(ctx context.Context) { api.NamespaceFinalizer(ctx, node) })
+	registerControllers(node, m.log)
 	fail := func(err error) (*Master, error) {
 		if m.pool != nil {
 			m.pool.Shutdown()
@@ -111,7 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		if err := m.startGossip(ctx, advertise); err != nil {
 			return fail(err)
 		}
-		lifecycle := &controller.NodeLifecycle{Store: node, Members: m.pool, EvictionTimeout: cfg.EvictionTimeout, Logger: m.log.With("controller", "node-lifecycle")}
+		lifecycle := &controller.NodeLifecycle{Store: controller.LeaderStore{Node: node}, Members: m.pool, EvictionTimeout: cfg.EvictionTimeout, Logger: m.log.With("controller", "node-lifecycle")}
 		node.OnLeader("node-lifecycle", lifecycle.Run)
 	}
 	if err := m.joinOrBootstrap(ctx); err != nil {

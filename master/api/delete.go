@@ -81,7 +81,9 @@ func (s *Server) delete(c echo.Context, info requestInfo) error {
 // deleteRecord deletes one object: at once, or by marking it with a deletionTimestamp when
 // finalizers (or a pod's graceful termination on its node) must run first. It returns the
 // object as the response shows it and the HTTP code (200 deleted, 202 marked).
-func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resource, rec *fsm.Record, opts *metav1.DeleteOptions) (runtime.Object, int, error) {
+// deleteRecord deletes rec as opts ask. extra operations (an eviction's disruption budget
+// update) commit in the same transaction as the deletion, or not at all.
+func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resource, rec *fsm.Record, opts *metav1.DeleteOptions, extra ...fsm.Op) (runtime.Object, int, error) {
 	obj, err := objects.Decode(r, rec)
 	if err != nil {
 		return nil, 0, err
@@ -106,7 +108,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 			if dryRun(c) {
 				return obj, http.StatusOK, nil
 			}
-			_, err := s.commit(c, r, acc.GetName(), fsm.Delete(key, rec.ModRevision))
+			_, err := s.commit(c, r, acc.GetName(), append([]fsm.Op{fsm.Delete(key, rec.ModRevision)}, extra...)...)
 			return obj, http.StatusOK, err
 		}
 		return obj, http.StatusAccepted, nil
@@ -138,7 +140,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		if err != nil {
 			return nil, 0, err
 		}
-		res, err := s.commit(c, r, acc.GetName(), fsm.Update(key, rec.ModRevision, value, m))
+		res, err := s.commit(c, r, acc.GetName(), append([]fsm.Op{fsm.Update(key, rec.ModRevision, value, m)}, extra...)...)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -181,7 +183,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 	if dryRun(c) {
 		return obj, http.StatusOK, nil
 	}
-	if _, err := s.commit(c, r, acc.GetName(), ops...); err != nil {
+	if _, err := s.commit(c, r, acc.GetName(), append(ops, extra...)...); err != nil {
 		return nil, 0, err
 	}
 	return obj, http.StatusOK, nil

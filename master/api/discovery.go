@@ -120,8 +120,11 @@ func resourceList(group, ver string) *metav1.APIResourceList {
 		})
 		for _, sub := range r.Subresources {
 			ar := metav1.APIResource{Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: r.Kind, Verbs: []string{"get", "patch", "update"}}
-			if sub == "scale" {
+			switch sub {
+			case "scale":
 				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
+			case "eviction":
+				ar.Group, ar.Version, ar.Kind, ar.Verbs = "policy", "v1", "Eviction", []string{"create"}
 			}
 			list.APIResources = append(list.APIResources, ar)
 		}

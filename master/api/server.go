@@ -124,6 +124,8 @@ func (s *Server) dispatch(c echo.Context) error {
 		return s.statusSubresource(c, info)
 	case info.Subresource == "scale":
 		return s.scaleSubresource(c, info)
+	case info.Subresource == "eviction":
+		return s.evict(c, info)
 	case info.Resource.Resource == "pods" && podProxySubresources[info.Subresource]:
 		return s.podProxy(c, info)
 	case r.Method == http.MethodGet && info.Watch:

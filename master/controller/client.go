@@ -34,12 +34,15 @@ type Client struct {
 // State returns the leader's current state; it is immutable and may be read at leisure.
 func (c *Client) State() *fsm.State { return c.Store.FSM().State() }
 
-func (c *Client) now() time.Time {
+// Time returns the controllers' clock: Now if set (tests), else the wall clock.
+func (c *Client) Time() time.Time {
 	if c.Now == nil {
 		return time.Now()
 	}
 	return c.Now()
 }
+
+func (c *Client) now() time.Time { return c.Time() }
 
 // Get decodes namespace/name of r from st; it returns nil (and no error) when absent.
 func Get[T runtime.Object](st *fsm.State, r *registry.Resource, namespace, name string) (T, error) {

@@ -80,7 +80,7 @@ func coreResources() []*Resource {
 			ShortNames:    []string{"po"},
 			Categories:    []string{"all"},
 			Verbs:         verbsAll,
-			Subresources:  []string{"status"},
+			Subresources:  []string{"status", "eviction"},
 			New:           func() runtime.Object { return &corev1.Pod{} },
 			NewList:       func() runtime.Object { return &corev1.PodList{} },
 			Default:       defaulter(defaultPod),

@@ -115,6 +115,7 @@ func initRegistry() {
 	resources = append(resources, appsResources()...)
 	resources = append(resources, batchResources()...)
 	resources = append(resources, coordinationResources()...)
+	resources = append(resources, policyResources()...)
 	byGVR = make(map[schema.GroupVersionResource]*Resource, len(resources))
 	byGVK = make(map[schema.GroupVersionKind]*Resource, len(resources))
 	for _, r := range resources {

@@ -27,7 +27,7 @@ func TestAllResourcesRegistered(t *testing.T) {
 		{"", "events", "Event", true, []string{"ev"}, false, nil},
 		{"", "namespaces", "Namespace", false, []string{"ns"}, false, []string{"status"}},
 		{"", "nodes", "Node", false, []string{"no"}, false, []string{"status"}},
-		{"", "pods", "Pod", true, []string{"po"}, true, []string{"status"}},
+		{"", "pods", "Pod", true, []string{"po"}, true, []string{"status", "eviction"}},
 		{"", "secrets", "Secret", true, nil, false, nil},
 		{"", "serviceaccounts", "ServiceAccount", true, []string{"sa"}, false, nil},
 		{"", "services", "Service", true, []string{"svc"}, true, []string{"status"}},
@@ -38,6 +38,7 @@ func TestAllResourcesRegistered(t *testing.T) {
 		{"batch", "cronjobs", "CronJob", true, []string{"cj"}, true, []string{"status"}},
 		{"batch", "jobs", "Job", true, nil, true, []string{"status"}},
 		{"coordination.k8s.io", "leases", "Lease", true, nil, false, nil},
+		{"policy", "poddisruptionbudgets", "PodDisruptionBudget", true, []string{"pdb"}, false, []string{"status"}},
 	}
 	all := All()
 	if len(all) != len(want) {

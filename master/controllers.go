@@ -1,0 +1,47 @@
+package master
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"skiff/master/controller"
+	"skiff/master/controller/disruption"
+	"skiff/master/controller/endpoints"
+	"skiff/raft"
+)
+
+// controllerSpec is one controller the leader runs: its name (also the events' source
+// component) and how to build its reconciler.
+type controllerSpec struct {
+	name    string
+	workers int
+	build   func(*controller.Client, *controller.Recorder) controller.Reconciler
+}
+
+// controllerSpecs lists every level-triggered controller, in the order they start.
+var controllerSpecs = []controllerSpec{
+	{"endpoints-controller", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return endpoints.New(c) }},
+	{"disruption-controller", 1, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return disruption.New(c, r) }},
+}
+
+// registerControllers makes every controller a leader routine of node: each starts after
+// the leader's barrier, reads the leader's own FSM, writes only while this node leads (a
+// proposal is never forwarded, so a deposed leader's late decision fails), and stops when
+// leadership is lost.
+func registerControllers(node *raft.Node, logger *slog.Logger) {
+	client := &controller.Client{Store: controller.LeaderStore{Node: node}}
+	for _, spec := range controllerSpecs {
+		node.OnLeader(spec.name, func(ctx context.Context) {
+			rec := controller.NewRecorder(client, spec.name, logger)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); rec.Run(ctx) }()
+			r := &controller.Runner{Name: spec.name, Reconciler: spec.build(client, rec), Store: client.Store, Workers: spec.workers, Logger: logger}
+			r.Run(ctx)
+			wg.Wait()
+		})
+	}
+	node.OnLeader("event-ttl", func(ctx context.Context) { controller.ExpireEvents(ctx, client, time.Hour) })
+}
