@@ -22,6 +22,8 @@ const maxDebugValue = 1 << 20
 func (m *Master) opsRoutes(e *echo.Echo) {
 	g := e.Group("/skiff/v1", m.api.Authenticate)
 	g.GET("/raft", m.raftStatus)
+	g.GET("/raft/state-hash", m.stateHash)
+	g.GET("/raft/leadership-history", m.leadershipHistory)
 	g.GET("/masters", m.masters)
 	g.POST("/agent-certificate", m.agentCertificate)
 	g.POST("/raft/transfer-leadership", m.transferLeadership)
@@ -86,6 +88,25 @@ func (m *Master) agentCertificate(c echo.Context) error {
 
 func (m *Master) raftStatus(c echo.Context) error {
 	return c.JSON(http.StatusOK, m.node.Stats())
+}
+
+// StateHash is a master's state fingerprint: masters that applied the same revision must
+// report the same hash, which is how tests and drills check that replicas converged.
+type StateHash struct {
+	Revision uint64 `json:"revision"`
+	Hash     string `json:"hash"`
+}
+
+// stateHash hashes one immutable state, so revision and hash always belong together.
+func (m *Master) stateHash(c echo.Context) error {
+	st := m.node.FSM().State()
+	return c.JSON(http.StatusOK, StateHash{Revision: st.Revision(), Hash: st.Hash()})
+}
+
+// leadershipHistory lists the terms this master led (since it started), for the
+// one-leader-per-term check.
+func (m *Master) leadershipHistory(c echo.Context) error {
+	return c.JSON(http.StatusOK, m.node.LeadershipHistory())
 }
 
 func (m *Master) transferLeadership(c echo.Context) error {

@@ -25,6 +25,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 	"skiff/raft"
+	"skiff/test/verify"
 )
 
 // Cluster is a set of skiff master processes.
@@ -331,4 +332,67 @@ func (c *Cluster) WriteKubeconfig(i int) string {
 		c.t.Fatal(err)
 	}
 	return p
+}
+
+func (c *Cluster) getJSON(i int, path string, out any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Do(ctx, i, http.MethodGet, path, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s on master %d: %s", path, i, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Verify runs the shared verifiers over every running master: they converge on the same
+// state hash at the same revision (waiting up to a minute for followers to catch up), and
+// no term had two leaders among the leadership histories the masters still remember.
+func (c *Cluster) Verify() {
+	c.t.Helper()
+	type stateHash struct {
+		Revision uint64
+		Hash     string
+	}
+	deadline := time.Now().Add(time.Minute)
+	var hashes map[string]string
+	for {
+		hashes = map[string]string{}
+		revs := map[uint64]bool{}
+		for i, name := range c.Names {
+			if !c.Running(i) {
+				continue
+			}
+			var sh stateHash
+			if err := c.getJSON(i, "/skiff/v1/raft/state-hash", &sh); err != nil {
+				continue
+			}
+			hashes[name] = sh.Hash
+			revs[sh.Revision] = true
+		}
+		if len(revs) == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(hashes) == 0 {
+		c.t.Fatal("verify: no master answered with its state hash")
+	}
+	verify.SameHash(c.t, hashes)
+	var claims []verify.TermLeader
+	for i := range c.Names {
+		if !c.Running(i) {
+			continue
+		}
+		var history []verify.TermLeader
+		if err := c.getJSON(i, "/skiff/v1/raft/leadership-history", &history); err != nil {
+			c.t.Errorf("verify: leadership history of master %d: %v", i, err)
+			continue
+		}
+		claims = append(claims, history...)
+	}
+	verify.OneLeaderPerTerm(c.t, claims)
 }

@@ -132,6 +132,7 @@ func TestInformerSurvivesLeaderKill(t *testing.T) {
 			t.Fatalf("master %d read rv %v (err %v) right after a write at %s", i, got.ResourceVersion, err, cm.ResourceVersion)
 		}
 	}
+	c.Verify()
 }
 
 // A watch resumed from before the retained history ends with 410 Gone, so clients relist.
