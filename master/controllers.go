@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"skiff/master/controller"
+	"skiff/master/controller/daemonset"
 	"skiff/master/controller/disruption"
 	"skiff/master/controller/endpoints"
+	"skiff/master/controller/statefulset"
 	"skiff/raft"
 )
 
@@ -23,6 +25,8 @@ type controllerSpec struct {
 // controllerSpecs lists every level-triggered controller, in the order they start.
 var controllerSpecs = []controllerSpec{
 	{"endpoints-controller", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return endpoints.New(c) }},
+	{"daemonset-controller", 2, daemonset.New},
+	{"statefulset-controller", 2, statefulset.New},
 	{"disruption-controller", 1, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return disruption.New(c, r) }},
 }
 

@@ -106,6 +106,10 @@ func decodeAll[T runtime.Object](r *registry.Resource, recs []*fsm.Record) ([]T,
 func (c *Client) CreateOp(r *registry.Resource, obj runtime.Object) (fsm.Op, error) {
 	acc := objects.Accessor(obj)
 	objects.StampNew(acc, c.now())
+	if pod, ok := obj.(*corev1.Pod); ok {
+		// As the API server does on create: a new pod has no status but its phase.
+		pod.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	}
 	if r.Default != nil {
 		r.Default(obj)
 	}

@@ -216,7 +216,14 @@ func validateStatefulSet(s, old *appsv1.StatefulSet) field.ErrorList {
 	if spec.Ordinals != nil {
 		errs = append(errs, validateNonnegative(int64(spec.Ordinals.Start), specPath.Child("ordinals", "start"))...)
 	}
-	errs = append(errs, validateWorkloadSelector(spec.Selector, &spec.Template, "statefulset", "StatefulSet")...)
+	// Mounts may name a volumeClaimTemplate; Kubernetes validates the template as the pod
+	// will be, with each claim as a volume.
+	tmpl := spec.Template.DeepCopy()
+	for _, claim := range spec.VolumeClaimTemplates {
+		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: claim.Name,
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim.Name}}})
+	}
+	errs = append(errs, validateWorkloadSelector(spec.Selector, tmpl, "statefulset", "StatefulSet")...)
 	if old != nil {
 		clone := s.Spec.DeepCopy()
 		clone.Replicas = old.Spec.Replicas

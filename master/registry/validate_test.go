@@ -238,6 +238,11 @@ func TestValidObjects(t *testing.T) {
 		mkService(), mkConfigMap(), mkSecret(), mkNamespace(), mkNode(), mkEvent(), mkEndpoints(), mkLease(),
 		&corev1.ServiceAccount{ObjectMeta: meta("default")},
 		// Variants that are valid too.
+		mkStatefulSet(func(s *appsv1.StatefulSet) {
+			// A mount may name a volumeClaimTemplate instead of a pod volume.
+			s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "claim"}}}
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "claim", MountPath: "/claim"}}
+		}),
 		mkPod(func(p *corev1.Pod) { p.Spec.RestartPolicy = corev1.RestartPolicyOnFailure; p.Spec.NodeName = "node-1" }),
 		mkPod(func(p *corev1.Pod) {
 			// A sidecar (restartable init container) may have probes.

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"container/heap"
 	"math/rand/v2"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,11 @@ type Cache struct {
 	withAffinity map[*PodInfo]struct{}
 	// orphans holds pods bound to a node the cache does not know (yet), by node name.
 	orphans map[string]map[*PodInfo]struct{}
+	// zones counts the nodes of each zone.
+	zones map[string]int
+	// byLoad orders the nodes by how much of them is requested (emptiest first, or fullest
+	// first when bin packing), so a placement that samples nodes also sees the best one.
+	byLoad loadHeap
 
 	// next is where the next placement starts looking, so successive placements sample
 	// different nodes when only some are scored.
@@ -58,6 +64,8 @@ func NewCache(opts Options) *Cache {
 		owners:       map[string]*ownerGroup{},
 		withAffinity: map[*PodInfo]struct{}{},
 		orphans:      map[string]map[*PodInfo]struct{}{},
+		zones:        map[string]int{},
+		byLoad:       loadHeap{most: opts.Strategy == MostAllocated},
 		rng:          rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		reasons:      map[string]int{},
 	}
@@ -77,6 +85,8 @@ func (c *Cache) setNode(n *nodeInfo) {
 		n.index = len(c.nodes)
 		c.nodes = append(c.nodes, n)
 		c.byName[n.name] = n
+		c.countZone(n.zone, 1)
+		heap.Push(&c.byLoad, n)
 		for p := range c.orphans[n.name] {
 			c.attach(p, n)
 		}
@@ -87,11 +97,23 @@ func (c *Cache) setNode(n *nodeInfo) {
 	zoneChanged := old.zone != n.zone
 	if zoneChanged {
 		c.forEachPodOn(old, func(p *PodInfo) { c.countOwner(p, -1) })
+		c.countZone(old.zone, -1)
+		c.countZone(n.zone, 1)
 	}
 	old.labels, old.zone, old.unschedulable, old.taints, old.alloc, old.allowedPods =
 		n.labels, n.zone, n.unschedulable, n.taints, n.alloc, n.allowedPods
 	if zoneChanged {
 		c.forEachPodOn(old, func(p *PodInfo) { c.countOwner(p, 1) })
+	}
+	heap.Fix(&c.byLoad, old.heapIndex)
+}
+
+func (c *Cache) countZone(z string, d int) {
+	if z == "" {
+		return
+	}
+	if c.zones[z] += d; c.zones[z] == 0 {
+		delete(c.zones, z)
 	}
 }
 
@@ -116,6 +138,8 @@ func (c *Cache) RemoveNode(name string) {
 		c.detach(p)
 		c.orphan(p)
 	}
+	c.countZone(n.zone, -1)
+	heap.Remove(&c.byLoad, n.heapIndex)
 	last := c.nodes[len(c.nodes)-1]
 	c.nodes[n.index] = last
 	last.index = n.index
@@ -145,15 +169,12 @@ func (c *Cache) RemovePod(namespace, name string) {
 // count it; the scheduler forgets it if the bind fails.
 func (c *Cache) Assume(p *PodInfo, node string) { c.add(p, node) }
 
-// Pod returns the bound or assumed pod at k, or nil.
-func (c *Cache) pod(k fsm.Key) *PodInfo { return c.pods[k] }
-
 // add records p on node, replacing an earlier version of the pod.
 func (c *Cache) add(p *PodInfo, node string) {
 	if old := c.pods[p.key]; old != nil {
 		c.remove(old)
 	}
-	p.nodeName = node
+	p.nodeName, p.node = node, nil
 	c.pods[p.key] = p
 	ns := c.byNamespace[p.namespace]
 	if ns == nil {
@@ -198,12 +219,56 @@ func (c *Cache) attach(p *PodInfo, n *nodeInfo) {
 	p.node = n
 	n.addPod(p)
 	c.countOwner(p, 1)
+	heap.Fix(&c.byLoad, n.heapIndex)
 }
 
 func (c *Cache) detach(p *PodInfo) {
 	c.countOwner(p, -1)
-	p.node.removePod(p)
+	n := p.node
+	n.removePod(p)
 	p.node = nil
+	heap.Fix(&c.byLoad, n.heapIndex)
+}
+
+// loadHeap is a heap of nodes by requested share of CPU and memory (scoring requests),
+// least first, or most first for bin packing.
+type loadHeap struct {
+	nodes []*nodeInfo
+	most  bool
+}
+
+func load(n *nodeInfo) float64 {
+	return fraction(n.nonZero.milliCPU, n.alloc.milliCPU) + fraction(n.nonZero.memory, n.alloc.memory)
+}
+
+func (h *loadHeap) Len() int { return len(h.nodes) }
+func (h *loadHeap) Less(i, j int) bool {
+	if h.most {
+		return load(h.nodes[i]) > load(h.nodes[j])
+	}
+	return load(h.nodes[i]) < load(h.nodes[j])
+}
+func (h *loadHeap) Swap(i, j int) {
+	h.nodes[i], h.nodes[j] = h.nodes[j], h.nodes[i]
+	h.nodes[i].heapIndex, h.nodes[j].heapIndex = i, j
+}
+func (h *loadHeap) Push(x any) {
+	n := x.(*nodeInfo)
+	n.heapIndex = len(h.nodes)
+	h.nodes = append(h.nodes, n)
+}
+func (h *loadHeap) Pop() any {
+	n := h.nodes[len(h.nodes)-1]
+	h.nodes = h.nodes[:len(h.nodes)-1]
+	return n
+}
+
+// lightest is the node the strategy likes best by load alone, or nil.
+func (h *loadHeap) lightest() *nodeInfo {
+	if len(h.nodes) == 0 {
+		return nil
+	}
+	return h.nodes[0]
 }
 
 func (c *Cache) orphan(p *PodInfo) {

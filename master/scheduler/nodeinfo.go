@@ -11,10 +11,12 @@ import (
 // nodeInfo is one node as placement sees it: what it offers and what the pods bound or
 // assumed on it already take, in integers.
 type nodeInfo struct {
-	name   string
-	index  int // position in Cache.nodes
-	labels map[string]string
-	zone   string
+	name  string
+	index int // position in Cache.nodes
+	// heapIndex is the node's position in Cache.byLoad.
+	heapIndex int
+	labels    map[string]string
+	zone      string
 	// unschedulable is spec.unschedulable (a cordoned node).
 	unschedulable bool
 	// taints are the node's taints plus the one the node lifecycle would add for a node
