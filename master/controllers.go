@@ -8,8 +8,10 @@ import (
 
 	"skiff/master/controller"
 	"skiff/master/controller/daemonset"
+	"skiff/master/controller/deployment"
 	"skiff/master/controller/disruption"
 	"skiff/master/controller/endpoints"
+	"skiff/master/controller/replicaset"
 	"skiff/master/controller/statefulset"
 	"skiff/raft"
 )
@@ -24,6 +26,8 @@ type controllerSpec struct {
 
 // controllerSpecs lists every level-triggered controller, in the order they start.
 var controllerSpecs = []controllerSpec{
+	{"replicaset-controller", 4, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return replicaset.New(c, r) }},
+	{"deployment-controller", 2, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return deployment.New(c, r) }},
 	{"endpoints-controller", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return endpoints.New(c) }},
 	{"daemonset-controller", 2, daemonset.New},
 	{"statefulset-controller", 2, statefulset.New},

@@ -28,6 +28,7 @@ type Recorder struct {
 	Component string // source.component, e.g. "replicaset-controller"
 	Logger    *slog.Logger
 	queue     chan *corev1.Event
+	seq       int64 // owned by Run
 }
 
 // NewRecorder returns a recorder writing through client as component.
@@ -99,7 +100,10 @@ func (r *Recorder) Run(ctx context.Context) {
 
 func (r *Recorder) write(ctx context.Context, ev *corev1.Event) (fsm.Key, error) {
 	now := metav1.NewTime(r.Client.now().Truncate(time.Second))
-	ev.Name = ev.InvolvedObject.Name + "." + strconv.FormatInt(r.Client.now().UnixNano(), 16)
+	// Kubernetes names events <object>.<hex nanoseconds>; the sequence number keeps two
+	// events written within one clock tick (or under a test's fixed clock) apart.
+	r.seq++
+	ev.Name = ev.InvolvedObject.Name + "." + strconv.FormatInt(r.Client.now().UnixNano()+r.seq, 16)
 	ev.FirstTimestamp, ev.LastTimestamp = now, now
 	if err := r.Client.Create(ctx, events, ev); err != nil {
 		return fsm.Key{}, err
