@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"skiff/master/controller"
+	"skiff/master/controller/cronjob"
 	"skiff/master/controller/daemonset"
 	"skiff/master/controller/deployment"
 	"skiff/master/controller/disruption"
 	"skiff/master/controller/endpoints"
+	"skiff/master/controller/gc"
+	"skiff/master/controller/job"
 	"skiff/master/controller/replicaset"
 	"skiff/master/controller/statefulset"
 	"skiff/raft"
@@ -22,16 +25,22 @@ type controllerSpec struct {
 	name    string
 	workers int
 	build   func(*controller.Client, *controller.Recorder) controller.Reconciler
+	resync  time.Duration // zero: the Runner's default
 }
 
 // controllerSpecs lists every level-triggered controller, in the order they start.
 var controllerSpecs = []controllerSpec{
-	{"replicaset-controller", 4, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return replicaset.New(c, r) }},
-	{"deployment-controller", 2, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return deployment.New(c, r) }},
-	{"endpoints-controller", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return endpoints.New(c) }},
-	{"daemonset-controller", 2, daemonset.New},
-	{"statefulset-controller", 2, statefulset.New},
-	{"disruption-controller", 1, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return disruption.New(c, r) }},
+	{"replicaset-controller", 4, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return replicaset.New(c, r) }, 0},
+	{"deployment-controller", 2, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return deployment.New(c, r) }, 0},
+	{"endpoints-controller", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return endpoints.New(c) }, 0},
+	{"daemonset-controller", 2, daemonset.New, 0},
+	{"statefulset-controller", 2, statefulset.New, 0},
+	{"job-controller", 2, job.New, 0},
+	{"cronjob-controller", 1, cronjob.New, 0},
+	// The collector's resync walks every object, so it runs rarely; deletions reach it
+	// through the owner index as they happen.
+	{"garbage-collector", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return gc.New(c) }, 5 * time.Minute},
+	{"disruption-controller", 1, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return disruption.New(c, r) }, 0},
 }
 
 // registerControllers makes every controller a leader routine of node: each starts after
@@ -46,7 +55,7 @@ func registerControllers(node *raft.Node, logger *slog.Logger) {
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() { defer wg.Done(); rec.Run(ctx) }()
-			r := &controller.Runner{Name: spec.name, Reconciler: spec.build(client, rec), Store: client.Store, Workers: spec.workers, Logger: logger}
+			r := &controller.Runner{Name: spec.name, Reconciler: spec.build(client, rec), Store: client.Store, Workers: spec.workers, Resync: spec.resync, Logger: logger}
 			r.Run(ctx)
 			wg.Wait()
 		})

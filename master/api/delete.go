@@ -111,6 +111,23 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 			_, err := s.commit(c, r, acc.GetName(), append([]fsm.Op{fsm.Delete(key, rec.ModRevision)}, extra...)...)
 			return obj, http.StatusOK, err
 		}
+		if pod, ok := obj.(*corev1.Pod); ok && opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds == 0 &&
+			(pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 0) {
+			// Its agent is done with it, but finalizers remain: record that the grace period
+			// is over, so the last finalizer's removal deletes it.
+			if dryRun(c) {
+				return obj, http.StatusAccepted, nil
+			}
+			zero := int64(0)
+			pod.DeletionGracePeriodSeconds = &zero
+			value, m, err := objects.Encode(r, obj)
+			if err != nil {
+				return nil, 0, err
+			}
+			if _, err := s.commit(c, r, acc.GetName(), fsm.Update(key, rec.ModRevision, value, m)); err != nil {
+				return nil, 0, err
+			}
+		}
 		return obj, http.StatusAccepted, nil
 	}
 	finalizers := acc.GetFinalizers()

@@ -256,8 +256,9 @@ func (s *Server) replaceOnce(c echo.Context, info requestInfo, obj runtime.Objec
 	if dryRun(c) {
 		return obj, nil
 	}
-	// An object being deleted whose last finalizer is removed is gone.
-	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
+	// An object being deleted whose last finalizer is removed is gone, unless it is a pod
+	// still in its grace period: its agent deletes it once its containers stopped.
+	if g := acc.GetDeletionGracePeriodSeconds(); acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (g == nil || *g == 0) {
 		if _, err := s.commit(c, r, info.Name, fsm.Delete(key, rec.ModRevision)); err != nil {
 			return nil, err
 		}

@@ -205,14 +205,36 @@ func (c *NodeLifecycle) update(ctx context.Context, rec *fsm.Record, node *corev
 }
 
 // evict deletes the pods bound to node, each conditional on the revision it was read at.
+// The node's agent is gone, so nobody would finish a graceful deletion: pods go at once,
+// except that a pod with finalizers (a Job's tracking finalizer) is marked deleted with no
+// grace, so their owners account for it before the last finalizer's removal deletes it.
 func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string) error {
 	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(pods), Field: "spec.nodeName", FieldValue: node})
-	if len(recs) == 0 {
-		return nil
-	}
 	ops := make([]fsm.Op, 0, len(recs))
+	now := metav1.NewTime(c.Now().Truncate(time.Second))
 	for _, rec := range recs {
-		ops = append(ops, fsm.Delete(rec.Key, rec.ModRevision))
+		obj, err := objects.Decode(pods, rec)
+		if err != nil {
+			return err
+		}
+		pod := obj.(*corev1.Pod)
+		if len(pod.Finalizers) == 0 {
+			ops = append(ops, fsm.Delete(rec.Key, rec.ModRevision))
+			continue
+		}
+		if pod.DeletionTimestamp != nil && pod.DeletionGracePeriodSeconds != nil && *pod.DeletionGracePeriodSeconds == 0 {
+			continue // already marked; its finalizers' owners finish it
+		}
+		zero := int64(0)
+		pod.DeletionTimestamp, pod.DeletionGracePeriodSeconds = &now, &zero
+		value, meta, err := objects.Encode(pods, pod)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, fsm.Update(rec.Key, rec.ModRevision, value, meta))
+	}
+	if len(ops) == 0 {
+		return nil
 	}
 	c.Logger.Info("evicting pods from unreachable node", "node", node, "pods", len(ops))
 	res, err := c.Store.Propose(ctx, &fsm.Txn{Ops: ops})

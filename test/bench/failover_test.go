@@ -104,6 +104,7 @@ func BenchmarkFailover(b *testing.B) {
 	dir := b.TempDir()
 	sk := startSkiffMasters(b)
 	skRes := failoverLoop(b, sk, rounds)
+	skBound := bindAfterKillLoop(b, sk, rounds)
 	sk.stop()
 	et := &etcdTarget{startEtcd(b, dir+"/etcd")}
 	etRes := failoverLoop(b, et, rounds)
@@ -111,6 +112,8 @@ func BenchmarkFailover(b *testing.B) {
 	rep := &report{title: fmt.Sprintf("failover: kill -9 the leader %d times, 3 members on loopback, light write load", rounds)}
 	rep.add("skiff  kill → new leader:         %s", skRes.toLeader)
 	rep.add("skiff  kill → first acked write:  %s  (target p50 ≤ 1500ms, p99 ≤ 3000ms)", skRes.toWrite)
+	rep.add("skiff  kill → first pod bound by the new leader's scheduler: %s  (target ≤ time to first write + 500ms: p50 %s)",
+		skBound, (skRes.toWrite.pct(50) + 500*time.Millisecond).Round(time.Millisecond))
 	rep.add("etcd   kill → new leader:         %s", etRes.toLeader)
 	rep.add("etcd   kill → first acked write:  %s", etRes.toWrite)
 	rep.add("skiff/etcd time to first write: p50 %.2f×, p99 %.2f× (below 1: skiff faster)",

@@ -47,7 +47,12 @@ func newFixture(t *testing.T, replicas int32, ready int) *fixture {
 			status = corev1.ConditionTrue
 		}
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
+		podStatus := p.Status
 		if err := f.c.Create(ctx, pods, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = podStatus // as the agent reports it
+		if err := f.c.Update(ctx, pods, p, false); err != nil {
 			t.Fatal(err)
 		}
 	}

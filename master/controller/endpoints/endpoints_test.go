@@ -49,7 +49,12 @@ func mustCreate(t *testing.T, c *controller.Client, obj interface{ GetName() str
 	case *corev1.Service:
 		err = c.Create(context.Background(), services, o)
 	case *corev1.Pod:
-		err = c.Create(context.Background(), pods, o)
+		// A create leaves a pod Pending, as the API does; the agent's status comes after.
+		status := o.Status
+		if err = c.Create(context.Background(), pods, o); err == nil {
+			o.Status = status
+			err = c.Update(context.Background(), pods, o, false)
+		}
 	}
 	if err != nil {
 		t.Fatal(err)

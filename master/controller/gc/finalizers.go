@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"skiff/fsm"
@@ -13,10 +14,11 @@ import (
 )
 
 // RemoveFinalizerOps returns what removing finalizer from obj takes, with the API server's
-// rule for updates: an object being deleted whose last finalizer goes is removed. A pod
-// still within its grace period (deletionGracePeriodSeconds above zero) is only updated: its
-// agent stops it and then removes it, as the kubelet does. It returns no ops when obj does
-// not carry the finalizer. obj is changed in place.
+// rule for updates: an object being deleted whose last finalizer goes is removed. Two kinds
+// are only updated, because someone else finishes them: a pod still within its grace period
+// (deletionGracePeriodSeconds above zero), which its agent stops and then removes, as the
+// kubelet does; and a Namespace, which the namespace finalizer empties before removing it.
+// It returns no ops when obj does not carry the finalizer. obj is changed in place.
 func RemoveFinalizerOps(c *controller.Client, r *registry.Resource, obj runtime.Object, finalizer string) ([]fsm.Op, error) {
 	acc := objects.Accessor(obj)
 	if !slices.Contains(acc.GetFinalizers(), finalizer) {
@@ -24,7 +26,8 @@ func RemoveFinalizerOps(c *controller.Client, r *registry.Resource, obj runtime.
 	}
 	acc.SetFinalizers(slices.DeleteFunc(acc.GetFinalizers(), func(f string) bool { return f == finalizer }))
 	grace := acc.GetDeletionGracePeriodSeconds()
-	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (grace == nil || *grace == 0) {
+	_, namespace := obj.(*corev1.Namespace)
+	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (grace == nil || *grace == 0) && !namespace {
 		rev, err := objects.ParseRV(acc.GetResourceVersion())
 		if err != nil {
 			return nil, err

@@ -32,32 +32,27 @@ type collector struct {
 	client  *controller.Client
 	byStore map[string]*registry.Resource
 	byKind  map[schema.GroupKind]*registry.Resource
+	watched []string
 }
 
 // New returns the garbage collector. It records no events, as in Kubernetes.
 func New(client *controller.Client) controller.Reconciler {
 	g := &collector{client: client, byStore: map[string]*registry.Resource{}, byKind: map[schema.GroupKind]*registry.Resource{}}
 	for _, r := range registry.All() {
-		if r.Group == "" && r.Resource == "events" {
-			// Events are never owners and are written constantly; watching them would only
-			// cost every event write a look at the garbage collector.
-			continue
-		}
 		g.byStore[objects.StoreResource(r)] = r
 		g.byKind[schema.GroupKind{Group: r.Group, Kind: r.Kind}] = r
+		// Events are written constantly and own nothing: not watching them spares every
+		// event write a look here. One that names an owner is still found through the
+		// owner index when that owner goes, and by the sweep.
+		if r.Group != "" || r.Resource != "events" {
+			g.watched = append(g.watched, objects.StoreResource(r))
+		}
 	}
 	return g
 }
 
 // Watches lists every resource that can own or depend on another.
-func (g *collector) Watches() []string {
-	out := make([]string, 0, len(g.byStore))
-	for name := range g.byStore {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
+func (g *collector) Watches() []string { return slices.Clone(g.watched) }
 
 // header is the part of an object's metadata the collector reads without decoding the
 // whole object.
@@ -140,6 +135,9 @@ func (g *collector) Primary(st *fsm.State) []fsm.Key {
 		}
 		if !decoded {
 			h = readHeader(rec)
+		}
+		if h.Metadata.DeletionTimestamp != nil {
+			return true // already going: nothing left to collect
 		}
 		for _, ref := range h.Metadata.OwnerReferences {
 			if g.ownerState(st, rec.Key.Namespace, ref, owners) != ownerAlive {

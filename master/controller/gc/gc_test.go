@@ -293,6 +293,17 @@ func TestRemoveFinalizerOpsDeletesOnlyWhenNothingWaits(t *testing.T) {
 	}
 }
 
+func TestRemoveFinalizerOpsLeavesNamespacesToTheirFinalizer(t *testing.T) {
+	f := newFixture(t)
+	ts := metav1.NewTime(now)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gone", ResourceVersion: "3", DeletionTimestamp: &ts,
+		Finalizers: []string{metav1.FinalizerDeleteDependents}}}
+	ops, err := RemoveFinalizerOps(f.client, registry.Lookup("", "v1", "namespaces"), ns, metav1.FinalizerDeleteDependents)
+	if err != nil || len(ops) != 1 || ops[0].Kind != fsm.OpUpdate {
+		t.Fatalf("ops %+v, err %v: want one update", ops, err)
+	}
+}
+
 func TestKeysMapADeletedOwnerToItsDependents(t *testing.T) {
 	f := newFixture(t)
 	o := f.configMap("owner")

@@ -14,6 +14,7 @@ import (
 	"skiff/fsm"
 	"skiff/master/controller"
 	"skiff/master/controller/controllertest"
+	"skiff/master/controller/gc"
 	"skiff/master/objects"
 	"skiff/master/registry"
 )
@@ -148,6 +149,10 @@ func (f *fixture) removePod(p *corev1.Pod) {
 	}
 }
 
+func finishedPod(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
 func wantStatus(t *testing.T, j *batchv1.Job, active, succeeded, failed int32) {
 	t.Helper()
 	if j.Status.Active != active || j.Status.Succeeded != succeeded || j.Status.Failed != failed {
@@ -226,7 +231,7 @@ func TestCompletions(t *testing.T) {
 				}
 				// Every running pod succeeds.
 				for _, p := range f.pods("j") {
-					if p.Status.Phase == "" {
+					if !finishedPod(p) {
 						f.finish(p, corev1.PodSucceeded)
 					}
 				}
@@ -321,7 +326,7 @@ func TestBackoffLimit(t *testing.T) {
 		t.Fatalf("%d pods after the back-off", len(ps))
 	}
 	for _, p := range ps {
-		if p.Status.Phase == "" {
+		if !finishedPod(p) {
 			f.finish(p, corev1.PodFailed)
 		}
 	}
@@ -532,8 +537,6 @@ func TestDeletedJobReleasesItsPods(t *testing.T) {
 
 func TestRunnerRunsAJobToCompletion(t *testing.T) {
 	f := newFixture(t)
-	// Event names are derived from the clock: let it tick so each event gets its own.
-	f.client.Now = func() time.Time { f.advance(time.Millisecond); f.mu.Lock(); defer f.mu.Unlock(); return f.now }
 	rec := controller.NewRecorder(f.client, "job-controller", nil)
 	f.r = New(f.client, rec)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -553,7 +556,7 @@ func TestRunnerRunsAJobToCompletion(t *testing.T) {
 		}
 		// Play the agent: every pod not yet finished succeeds.
 		for _, p := range f.pods("e2e") {
-			if p.Status.Phase == "" {
+			if !finishedPod(p) {
 				cur, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", p.Name)
 				cur.Status.Phase = corev1.PodSucceeded
 				_ = f.client.Update(ctx, pods, cur, false) // a conflict with the controller just retries
@@ -565,6 +568,46 @@ func TestRunnerRunsAJobToCompletion(t *testing.T) {
 	for !hasEvent(f, "Completed") {
 		if time.Now().After(deadline) {
 			t.Fatal("no Completed event")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+}
+
+// A Job deleted while its pods run: the garbage collector deletes the pods, their tracking
+// finalizer holds them, and the Job controller releases them as orphans, so none is left.
+func TestRunnerWithCollectorLeavesNoPodOfADeletedJob(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, r := range map[string]controller.Reconciler{"job": f.r, "gc": gc.New(f.client)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			(&controller.Runner{Name: name, Reconciler: r, Store: f.store, Resync: time.Hour}).Run(ctx)
+		}()
+	}
+	f.create(newJob("doomed", func(j *batchv1.Job) { j.Spec.Parallelism = i32(2); j.Spec.Completions = i32(4) }))
+	deadline := time.Now().Add(20 * time.Second)
+	for len(f.pods("doomed")) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pods", len(f.pods("doomed")))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		j := f.job("doomed")
+		if err := f.client.Delete(ctx, jobs, j, metav1.DeletePropagationBackground); err == nil {
+			break
+		} else if !controller.IsStale(err) {
+			t.Fatal(err)
+		}
+	}
+	for n := len(f.pods("doomed")); n != 0; n = len(f.pods("doomed")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pods left: %+v", n, f.pods("doomed")[0].ObjectMeta)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
