@@ -16,6 +16,7 @@ import (
 	"skiff/master/controller/job"
 	"skiff/master/controller/replicaset"
 	"skiff/master/controller/statefulset"
+	"skiff/master/scheduler"
 	"skiff/raft"
 )
 
@@ -51,14 +52,27 @@ func registerControllers(node *raft.Node, logger *slog.Logger) {
 	client := &controller.Client{Store: controller.LeaderStore{Node: node}}
 	for _, spec := range controllerSpecs {
 		node.OnLeader(spec.name, func(ctx context.Context) {
-			rec := controller.NewRecorder(client, spec.name, logger)
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() { defer wg.Done(); rec.Run(ctx) }()
-			r := &controller.Runner{Name: spec.name, Reconciler: spec.build(client, rec), Store: client.Store, Workers: spec.workers, Resync: spec.resync, Logger: logger}
-			r.Run(ctx)
-			wg.Wait()
+			withRecorder(ctx, client, spec.name, logger, func(rec *controller.Recorder) {
+				r := &controller.Runner{Name: spec.name, Reconciler: spec.build(client, rec), Store: client.Store, Workers: spec.workers, Resync: spec.resync, Logger: logger}
+				r.Run(ctx)
+			})
 		})
 	}
+	node.OnLeader("scheduler", func(ctx context.Context) {
+		withRecorder(ctx, client, "default-scheduler", logger, func(rec *controller.Recorder) {
+			scheduler.New(client, rec, scheduler.Options{}, logger.With("component", "scheduler")).Run(ctx)
+		})
+	})
 	node.OnLeader("event-ttl", func(ctx context.Context) { controller.ExpireEvents(ctx, client, time.Hour) })
+}
+
+// withRecorder runs fn with an event recorder for component whose writer runs beside it
+// and is waited for, so a leader routine leaves nothing running when it returns.
+func withRecorder(ctx context.Context, client *controller.Client, component string, logger *slog.Logger, fn func(*controller.Recorder)) {
+	rec := controller.NewRecorder(client, component, logger)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(ctx) }()
+	fn(rec)
+	wg.Wait()
 }

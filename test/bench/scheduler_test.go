@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,22 +82,38 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// spreadOf returns the fewest and most pods placed on any node.
-func spreadOf(perNode map[string]int, nodes int) (lo, hi int) {
-	lo = -1
+// spread summarises how many pods each node got.
+type spread struct {
+	lo, hi int
+	hist   map[int]int // nodes by pod count
+}
+
+func spreadOf(perNode map[string]int, nodes int) spread {
+	s := spread{lo: -1, hist: map[int]int{}}
 	for i := range nodes {
 		n := perNode[benchNode(i).Name]
-		if lo < 0 || n < lo {
-			lo = n
+		s.hist[n]++
+		if s.lo < 0 || n < s.lo {
+			s.lo = n
 		}
-		hi = max(hi, n)
+		s.hi = max(s.hi, n)
 	}
-	return lo, hi
+	return s
+}
+
+func (s spread) String() string {
+	var parts []string
+	for n := s.lo; n <= s.hi; n++ {
+		if s.hist[n] > 0 {
+			parts = append(parts, fmt.Sprintf("%d nodes with %d", s.hist[n], n))
+		}
+	}
+	return fmt.Sprintf("max−min %d pods per node (%s)", s.hi-s.lo, strings.Join(parts, ", "))
 }
 
 // placeInMemory places pods one after the other on a cache of nodes, committing each to
 // the cache only: the placement loop alone, with no store and no Raft.
-func placeInMemory(tb testing.TB, nodes, pods int) (perSec float64, lo, hi int) {
+func placeInMemory(tb testing.TB, nodes, pods int) (perSec float64, sp spread) {
 	c := scheduler.NewCache(scheduler.Options{Seed: 1})
 	for i := range nodes {
 		c.SetNode(benchNode(i))
@@ -116,8 +133,7 @@ func placeInMemory(tb testing.TB, nodes, pods int) (perSec float64, lo, hi int) 
 		perNode[node]++
 	}
 	perSec = float64(pods) / time.Since(start).Seconds()
-	lo, hi = spreadOf(perNode, nodes)
-	return perSec, lo, hi
+	return perSec, spreadOf(perNode, nodes)
 }
 
 // BenchmarkSchedulerPlacement measures placements per second of the placement loop over
@@ -126,8 +142,8 @@ func BenchmarkSchedulerPlacement(b *testing.B) {
 	rep := &report{title: "scheduler placement in memory (filters, scores, assume; no store)"}
 	for _, nodes := range []int{1000, 5000} {
 		pods := 2 * nodes
-		perSec, lo, hi := placeInMemory(b, nodes, pods)
-		rep.add("%5d nodes, %5d pods: %8.0f placements/s, pods per node %d..%d (max−min %d)", nodes, pods, perSec, lo, hi, hi-lo)
+		perSec, sp := placeInMemory(b, nodes, pods)
+		rep.add("%5d nodes, %5d pods: %6.0f placements/s; %s", nodes, pods, perSec, sp)
 		b.ReportMetric(perSec, fmt.Sprintf("placements/s-%dnodes", nodes))
 	}
 	fmt.Fprint(os.Stdout, rep)
@@ -138,7 +154,7 @@ type raftRun struct {
 	elapsed    time.Duration
 	bound      int
 	entries    uint64
-	lo, hi     int
+	spread     spread
 	overcommit []string
 }
 
@@ -216,7 +232,7 @@ func scheduleThroughRaft(tb testing.TB, nodes, pods int) raftRun {
 			run.overcommit = append(run.overcommit, fmt.Sprintf("%s (%d pods)", node, n))
 		}
 	}
-	run.lo, run.hi = spreadOf(perNode, nodes)
+	run.spread = spreadOf(perNode, nodes)
 	return run
 }
 
@@ -234,7 +250,7 @@ func BenchmarkSchedulerRaft(b *testing.B) {
 		run.bound, run.elapsed.Round(time.Millisecond), perSec, schedTargetPerSec, kubeCIPerSec, perSec/kubeCIPerSec)
 	rep.add("Raft entries applied meanwhile: %d → %.1f pods per entry (binds are batched; events ride along)",
 		run.entries, float64(run.bound)/float64(max(run.entries, 1)))
-	rep.add("spread: %d..%d pods per node (max−min %d; %d per node on average)", run.lo, run.hi, run.hi-run.lo, pods/nodes)
+	rep.add("spread: %s", run.spread)
 	if len(run.overcommit) > 0 {
 		rep.add("OVERCOMMITTED: %v", run.overcommit)
 	}

@@ -396,3 +396,15 @@ func (c *Cluster) Verify() {
 	}
 	verify.OneLeaderPerTerm(c.t, claims)
 }
+
+// WaitLeader waits up to 30 s for a running master other than skip to lead, and returns
+// its index (-1 if none did).
+func (c *Cluster) WaitLeader(skip int) int {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if l := c.Leader(skip); l >= 0 || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

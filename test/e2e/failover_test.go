@@ -55,6 +55,22 @@ func (l *podLedger) observe(p *corev1.Pod, deleted bool, limitLive, floorReady i
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events++
+	l.record(p, deleted)
+	l.check(p.Name, limitLive, floorReady)
+}
+
+// load replaces what the ledger knows with a fresh list, and checks it as a whole.
+func (l *podLedger) load(list []corev1.Pod, limitLive, floorReady int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pods = map[string]*corev1.Pod{}
+	for i := range list {
+		l.record(&list[i], false)
+	}
+	l.check("a relist", limitLive, floorReady)
+}
+
+func (l *podLedger) record(p *corev1.Pod, deleted bool) {
 	if node, ok := l.boundTo[p.Name]; ok && p.Spec.NodeName != "" && node != p.Spec.NodeName {
 		l.violations = append(l.violations, fmt.Sprintf("pod %s bound to %s, then to %s", p.Name, node, p.Spec.NodeName))
 	}
@@ -66,6 +82,9 @@ func (l *podLedger) observe(p *corev1.Pod, deleted bool, limitLive, floorReady i
 	} else {
 		l.pods[p.Name] = p
 	}
+}
+
+func (l *podLedger) check(after string, limitLive, floorReady int) {
 	live, ready := 0, 0
 	for _, q := range l.pods {
 		if q.DeletionTimestamp != nil {
@@ -81,10 +100,10 @@ func (l *podLedger) observe(p *corev1.Pod, deleted bool, limitLive, floorReady i
 	l.maxLive = max(l.maxLive, live)
 	l.minReady = min(l.minReady, ready)
 	if live > limitLive {
-		l.violations = append(l.violations, fmt.Sprintf("%d live pods (limit %d) after %s", live, limitLive, p.Name))
+		l.violations = append(l.violations, fmt.Sprintf("%d live pods (limit %d) after %s", live, limitLive, after))
 	}
 	if ready < floorReady {
-		l.violations = append(l.violations, fmt.Sprintf("%d ready pods (floor %d) after %s", ready, floorReady, p.Name))
+		l.violations = append(l.violations, fmt.Sprintf("%d ready pods (floor %d) after %s", ready, floorReady, after))
 	}
 }
 
@@ -96,12 +115,7 @@ func (l *podLedger) follow(ctx context.Context, t *testing.T, cs *kubernetes.Cli
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		l.mu.Lock()
-		l.pods = map[string]*corev1.Pod{}
-		l.mu.Unlock()
-		for i := range list.Items {
-			l.observe(&list.Items[i], false, limitLive, floorReady)
-		}
+		l.load(list.Items, limitLive, floorReady)
 		w, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: selector, ResourceVersion: list.ResourceVersion})
 		if err != nil {
 			continue
@@ -153,7 +167,7 @@ func TestLeaderKilledDuringRollingUpdate(t *testing.T) {
 	})
 	c.Kill(leader)
 	killedAt := time.Now()
-	if c.Leader(leader) < 0 {
+	if c.WaitLeader(leader) < 0 {
 		t.Fatal("no new leader after killing the old one")
 	}
 	var done *appsv1.Deployment
@@ -201,7 +215,7 @@ func TestLeaderKilledAroundCronJobSchedule(t *testing.T) {
 	}
 	time.Sleep(time.Until(next) - 500*time.Millisecond)
 	c.Kill(leader)
-	if c.Leader(leader) < 0 {
+	if c.WaitLeader(leader) < 0 {
 		t.Fatal("no new leader after the kill")
 	}
 	want := fmt.Sprintf("tick-%d", next.Unix()/60)
