@@ -71,44 +71,87 @@ type eventIdentity struct {
 	uid, reason, message string
 }
 
-// Run writes queued events until ctx ends.
+// maxEventBatch bounds how many new events share one transaction.
+const maxEventBatch = 256
+
+// Run writes queued events until ctx ends. Events that queued up while the previous write
+// was in flight are written together, new ones in one transaction, so a burst (thousands
+// of pods scheduled) costs a few Raft entries instead of one each.
 func (r *Recorder) Run(ctx context.Context) {
 	written := map[eventIdentity]fsm.Key{}
 	for {
+		var batch []*corev1.Event
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-r.queue:
+			batch = append(batch, ev)
+		}
+	drain:
+		for len(batch) < maxEventBatch {
+			select {
+			case ev := <-r.queue:
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		var fresh []*corev1.Event
+		inBatch := map[eventIdentity]*corev1.Event{}
+		for _, ev := range batch {
 			id := eventIdentity{string(ev.InvolvedObject.UID), ev.Reason, ev.Message}
+			if first, ok := inBatch[id]; ok {
+				first.Count++
+				continue
+			}
 			if k, ok := written[id]; ok && r.bump(ctx, k) {
 				continue
 			}
-			k, err := r.write(ctx, ev)
-			if err != nil {
-				if ctx.Err() == nil {
-					r.Logger.Debug("writing event", "reason", ev.Reason, "error", err)
-				}
-				continue
+			inBatch[id] = ev
+			fresh = append(fresh, ev)
+		}
+		keys, err := r.write(ctx, fresh)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Logger.Debug("writing events", "events", len(fresh), "error", err)
 			}
-			if len(written) > 10000 {
-				clear(written)
-			}
-			written[id] = k
+			continue
+		}
+		if len(written)+len(keys) > 10000 {
+			clear(written)
+		}
+		for i, ev := range fresh {
+			written[eventIdentity{string(ev.InvolvedObject.UID), ev.Reason, ev.Message}] = keys[i]
 		}
 	}
 }
 
-func (r *Recorder) write(ctx context.Context, ev *corev1.Event) (fsm.Key, error) {
-	now := metav1.NewTime(r.Client.now().Truncate(time.Second))
-	// Kubernetes names events <object>.<hex nanoseconds>; the sequence number keeps two
-	// events written within one clock tick (or under a test's fixed clock) apart.
-	r.seq++
-	ev.Name = ev.InvolvedObject.Name + "." + strconv.FormatInt(r.Client.now().UnixNano()+r.seq, 16)
-	ev.FirstTimestamp, ev.LastTimestamp = now, now
-	if err := r.Client.Create(ctx, events, ev); err != nil {
-		return fsm.Key{}, err
+// write creates evs in one transaction and returns their keys.
+func (r *Recorder) write(ctx context.Context, evs []*corev1.Event) ([]fsm.Key, error) {
+	if len(evs) == 0 {
+		return nil, nil
 	}
-	return objects.Key(events, ev.Namespace, ev.Name), nil
+	now := r.Client.now()
+	stamp := metav1.NewTime(now.Truncate(time.Second))
+	ops := make([]fsm.Op, 0, len(evs))
+	keys := make([]fsm.Key, 0, len(evs))
+	for _, ev := range evs {
+		// Kubernetes names events <object>.<hex nanoseconds>; the sequence number keeps two
+		// events written within one clock tick (or under a test's fixed clock) apart.
+		r.seq++
+		ev.Name = ev.InvolvedObject.Name + "." + strconv.FormatInt(now.UnixNano()+r.seq, 16)
+		ev.FirstTimestamp, ev.LastTimestamp = stamp, stamp
+		op, err := r.Client.CreateOp(events, ev)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, op)
+		keys = append(keys, op.Key)
+	}
+	if _, err := r.Client.Commit(ctx, ops...); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // bump counts one more occurrence of the event at k; false if it is gone.

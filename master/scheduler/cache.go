@@ -30,9 +30,11 @@ type Cache struct {
 	orphans map[string]map[*PodInfo]struct{}
 	// zones counts the nodes of each zone.
 	zones map[string]int
-	// byLoad orders the nodes by how much of them is requested (emptiest first, or fullest
-	// first when bin packing), so a placement that samples nodes also sees the best one.
-	byLoad loadHeap
+	// byLoad orders each zone's nodes by how much of them is requested (emptiest first, or
+	// fullest first when bin packing), so a placement that samples nodes also sees the best
+	// of each zone. loads lists the same heaps in the order zones appeared.
+	byLoad map[string]*loadHeap
+	loads  []*loadHeap
 
 	// next is where the next placement starts looking, so successive placements sample
 	// different nodes when only some are scored.
@@ -40,10 +42,13 @@ type Cache struct {
 	rng  *rand.Rand
 	// scratch space reused by every placement.
 	feasible []*nodeInfo
-	scores   []int64
-	raw      []int64
-	reasons  map[string]int
-	failed   []string
+	// onNode is zero except, during a placement, at the indexes of the nodes holding pods
+	// of the pod's owner.
+	onNode  []int32
+	scores  []int64
+	raw     []int64
+	reasons map[string]int
+	failed  []string
 }
 
 // ownerGroup counts one owner's pods per node and per zone.
@@ -65,14 +70,11 @@ func NewCache(opts Options) *Cache {
 		withAffinity: map[*PodInfo]struct{}{},
 		orphans:      map[string]map[*PodInfo]struct{}{},
 		zones:        map[string]int{},
-		byLoad:       loadHeap{most: opts.Strategy == MostAllocated},
+		byLoad:       map[string]*loadHeap{},
 		rng:          rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		reasons:      map[string]int{},
 	}
 }
-
-// Nodes is the number of nodes in the cache.
-func (c *Cache) Nodes() int { return len(c.nodes) }
 
 // SetNode adds node or replaces what the cache knows of it, keeping its pods.
 func (c *Cache) SetNode(node *corev1.Node) {
@@ -86,7 +88,7 @@ func (c *Cache) setNode(n *nodeInfo) {
 		c.nodes = append(c.nodes, n)
 		c.byName[n.name] = n
 		c.countZone(n.zone, 1)
-		heap.Push(&c.byLoad, n)
+		heap.Push(c.loadHeap(n.zone), n)
 		for p := range c.orphans[n.name] {
 			c.attach(p, n)
 		}
@@ -99,13 +101,16 @@ func (c *Cache) setNode(n *nodeInfo) {
 		c.forEachPodOn(old, func(p *PodInfo) { c.countOwner(p, -1) })
 		c.countZone(old.zone, -1)
 		c.countZone(n.zone, 1)
+		heap.Remove(c.loadHeap(old.zone), old.heapIndex)
 	}
 	old.labels, old.zone, old.unschedulable, old.taints, old.alloc, old.allowedPods =
 		n.labels, n.zone, n.unschedulable, n.taints, n.alloc, n.allowedPods
 	if zoneChanged {
 		c.forEachPodOn(old, func(p *PodInfo) { c.countOwner(p, 1) })
+		heap.Push(c.loadHeap(old.zone), old)
+	} else {
+		heap.Fix(c.loadHeap(old.zone), old.heapIndex)
 	}
-	heap.Fix(&c.byLoad, old.heapIndex)
 }
 
 func (c *Cache) countZone(z string, d int) {
@@ -139,7 +144,7 @@ func (c *Cache) RemoveNode(name string) {
 		c.orphan(p)
 	}
 	c.countZone(n.zone, -1)
-	heap.Remove(&c.byLoad, n.heapIndex)
+	heap.Remove(c.loadHeap(n.zone), n.heapIndex)
 	last := c.nodes[len(c.nodes)-1]
 	c.nodes[n.index] = last
 	last.index = n.index
@@ -153,9 +158,7 @@ func (c *Cache) RemoveNode(name string) {
 // AddPod records a pod bound to a node (spec.nodeName set); it replaces any earlier
 // version of the pod.
 func (c *Cache) AddPod(pod *corev1.Pod) {
-	p := NewPodInfo(pod)
-	p.pod = nil
-	c.add(p, pod.Spec.NodeName)
+	c.add(NewPodInfo(pod), pod.Spec.NodeName)
 }
 
 // RemovePod forgets a bound or assumed pod.
@@ -219,7 +222,7 @@ func (c *Cache) attach(p *PodInfo, n *nodeInfo) {
 	p.node = n
 	n.addPod(p)
 	c.countOwner(p, 1)
-	heap.Fix(&c.byLoad, n.heapIndex)
+	heap.Fix(c.loadHeap(n.zone), n.heapIndex)
 }
 
 func (c *Cache) detach(p *PodInfo) {
@@ -227,48 +230,7 @@ func (c *Cache) detach(p *PodInfo) {
 	n := p.node
 	n.removePod(p)
 	p.node = nil
-	heap.Fix(&c.byLoad, n.heapIndex)
-}
-
-// loadHeap is a heap of nodes by requested share of CPU and memory (scoring requests),
-// least first, or most first for bin packing.
-type loadHeap struct {
-	nodes []*nodeInfo
-	most  bool
-}
-
-func load(n *nodeInfo) float64 {
-	return fraction(n.nonZero.milliCPU, n.alloc.milliCPU) + fraction(n.nonZero.memory, n.alloc.memory)
-}
-
-func (h *loadHeap) Len() int { return len(h.nodes) }
-func (h *loadHeap) Less(i, j int) bool {
-	if h.most {
-		return load(h.nodes[i]) > load(h.nodes[j])
-	}
-	return load(h.nodes[i]) < load(h.nodes[j])
-}
-func (h *loadHeap) Swap(i, j int) {
-	h.nodes[i], h.nodes[j] = h.nodes[j], h.nodes[i]
-	h.nodes[i].heapIndex, h.nodes[j].heapIndex = i, j
-}
-func (h *loadHeap) Push(x any) {
-	n := x.(*nodeInfo)
-	n.heapIndex = len(h.nodes)
-	h.nodes = append(h.nodes, n)
-}
-func (h *loadHeap) Pop() any {
-	n := h.nodes[len(h.nodes)-1]
-	h.nodes = h.nodes[:len(h.nodes)-1]
-	return n
-}
-
-// lightest is the node the strategy likes best by load alone, or nil.
-func (h *loadHeap) lightest() *nodeInfo {
-	if len(h.nodes) == 0 {
-		return nil
-	}
-	return h.nodes[0]
+	heap.Fix(c.loadHeap(n.zone), n.heapIndex)
 }
 
 func (c *Cache) orphan(p *PodInfo) {

@@ -94,6 +94,9 @@ func filterNodeAffinity(_ *cycle, p *PodInfo, n *nodeInfo, out []string) []strin
 
 // matchesNodeConstraints is the pod's nodeSelector and required node affinity.
 func matchesNodeConstraints(p *PodInfo, n *nodeInfo) bool {
+	if len(p.nodeSelector) == 0 {
+		return p.nodeAffinity.matches(n)
+	}
 	for k, v := range p.nodeSelector {
 		if lv, ok := n.labels[k]; !ok || lv != v {
 			return false
@@ -128,6 +131,9 @@ func filterResources(_ *cycle, p *PodInfo, n *nodeInfo, out []string) []string {
 	}
 	if r.ephemeral > 0 && r.ephemeral > n.alloc.ephemeral-n.requested.ephemeral {
 		out = append(out, reasonInsufficientEphemeral)
+	}
+	if len(r.scalar) == 0 {
+		return out
 	}
 	for name, v := range r.scalar {
 		if v > 0 && v > n.alloc.scalar[name]-n.requested.scalar[name] {
@@ -194,6 +200,9 @@ func filterPodAffinity(cy *cycle, p *PodInfo, n *nodeInfo, out []string) []strin
 		if v, ok := n.labels[t.key]; ok && cy.antiAffinity[topologyPair{t.key, v}] > 0 {
 			return append(out, ReasonAntiAffinity)
 		}
+	}
+	if len(cy.existingAnti) == 0 {
+		return out
 	}
 	for tp := range cy.existingAnti {
 		if v, ok := n.labels[tp.key]; ok && v == tp.value {

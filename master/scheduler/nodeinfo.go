@@ -13,10 +13,10 @@ import (
 type nodeInfo struct {
 	name  string
 	index int // position in Cache.nodes
-	// heapIndex is the node's position in Cache.byLoad.
-	heapIndex int
-	labels    map[string]string
-	zone      string
+	// heapIndex is the node's position in its zone's load heap, and zoneID that zone's id.
+	heapIndex, zoneID int
+	labels            map[string]string
+	zone              string
 	// unschedulable is spec.unschedulable (a cordoned node).
 	unschedulable bool
 	// taints are the node's taints plus the one the node lifecycle would add for a node

@@ -43,6 +43,8 @@ func (o *Options) setDefaults() {
 const (
 	minFeasibleNodesToFind           = 100
 	minFeasibleNodesPercentageToFind = 5
+	// maxZonesConsulted bounds the zones whose least loaded node a sampled placement adds.
+	maxZonesConsulted = 64
 )
 
 // numFeasibleNodesToFind is how many feasible nodes a placement looks for among all nodes
@@ -98,8 +100,8 @@ func (c *Cache) Place(p *PodInfo) (string, error) {
 
 // place filters nodes, starting where the previous placement stopped, until it has found
 // as many feasible nodes as numFeasibleNodesToFind asks for or has seen every node (plus
-// the least loaded node), then scores those and picks the best, breaking ties at random. It reads the cache and
-// changes only its own scratch space and starting point.
+// each zone's least loaded node), then scores those and picks the best, breaking ties at
+// random. It reads the cache and changes only its own scratch space and starting point.
 func (c *Cache) place(p *PodInfo) (*nodeInfo, *FitError) {
 	total := len(c.nodes)
 	if total == 0 {
@@ -109,6 +111,7 @@ func (c *Cache) place(p *PodInfo) (*nodeInfo, *FitError) {
 		return nil, &FitError{NumAllNodes: total, Err: p.parseErr}
 	}
 	cy := c.prepare(p)
+	defer c.release(cy)
 	want := numFeasibleNodesToFind(total, c.opts.PercentageOfNodesToScore)
 	feasible := c.feasible[:0]
 	clear(c.reasons)
@@ -129,13 +132,19 @@ func (c *Cache) place(p *PodInfo) (*nodeInfo, *FitError) {
 		}
 		feasible = append(feasible, n)
 	}
-	// A sample may miss the node the load alone favours most; look at it too, so sampling
-	// does not leave a few nodes emptier (or, bin packing, fuller) than the rest.
-	if l := c.byLoad.lightest(); processed < total && l != nil && (l.index-start+total)%total >= processed {
-		if reasons := fits(cy, p, l, c.failed); len(reasons) == 0 {
-			feasible = append(feasible, l)
-		} else {
-			c.failed = reasons[:0]
+	// A sample may miss the nodes the load alone favours most; look at each zone's too, so
+	// sampling does not leave a few nodes emptier (or, bin packing, fuller) than the rest.
+	if processed < total && len(c.loads) <= maxZonesConsulted {
+		for _, h := range c.loads {
+			l := h.lightest()
+			if l == nil || (l.index-start+total)%total < processed {
+				continue
+			}
+			if reasons := fits(cy, p, l, c.failed); len(reasons) == 0 {
+				feasible = append(feasible, l)
+			} else {
+				c.failed = reasons[:0]
+			}
 		}
 	}
 	c.next = (start + processed) % total
@@ -147,6 +156,15 @@ func (c *Cache) place(p *PodInfo) (*nodeInfo, *FitError) {
 		return feasible[0], nil
 	}
 	return c.best(cy, p, feasible), nil
+}
+
+// release restores the cache's scratch space after a placement.
+func (c *Cache) release(cy *cycle) {
+	if cy.owner != nil {
+		for n := range cy.owner.perNode {
+			c.onNode[n.index] = 0
+		}
+	}
 }
 
 // best sums the weighted scores of the feasible nodes and returns the highest, choosing

@@ -98,6 +98,7 @@ func (q *queue) pop() *PodInfo {
 	}
 	p := q.pending[q.fifo[q.head]]
 	q.head++
+	q.compact()
 	p.state = notQueued
 	delete(q.pending, p.key)
 	return p

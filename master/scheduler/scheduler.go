@@ -56,7 +56,7 @@ func New(client *controller.Client, rec *controller.Recorder, opts Options, logg
 		client:  client,
 		rec:     rec,
 		opts:    opts,
-		log:     logger.With("component", "scheduler"),
+		log:     logger,
 		results: make(chan writeResult, opts.MaxInFlight),
 	}
 }

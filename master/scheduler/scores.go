@@ -92,17 +92,16 @@ func fraction(requested, capacity int64) float64 {
 // spreading does: ScheduleAnyway constraints on the hostname (maxSkew 3) and the zone
 // (maxSkew 5), so a difference of a pod or two weighs about as much as load does.
 func scoreOwnerSpread(_ *Options, cy *cycle, _ *PodInfo, nodes []*nodeInfo, out []int64) bool {
-	g := cy.owner
-	if g == nil {
+	if cy.owner == nil {
 		return false
 	}
 	hostWeight := math.Log(float64(cy.nodes + 2))
 	zoneWeight := math.Log(float64(cy.zones + 2))
 	lo, hi := int64(-1), int64(0)
 	for i, n := range nodes {
-		raw := float64(g.perNode[n]+2) * hostWeight
+		raw := float64(cy.ownerOnNode[n.index]+2) * hostWeight
 		if n.zone != "" {
-			raw += float64(g.perZone[n.zone]+4) * zoneWeight
+			raw += float64(cy.ownerInZone[n.zoneID]+4) * zoneWeight
 		}
 		out[i] = int64(raw + 0.5)
 		hi = max(hi, out[i])

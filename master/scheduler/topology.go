@@ -26,10 +26,12 @@ type cycle struct {
 	// label keys it uses.
 	preferred     map[topologyPair]int64
 	preferredKeys []string
-	// owner is the pod's owner group, for spreading when the pod has no constraints, and
-	// nodes and zones the number of domains it spreads over.
-	owner        *ownerGroup
-	nodes, zones int
+	// owner is the pod's owner group, for spreading when the pod has no constraints;
+	// ownerOnNode and ownerInZone count its pods by node index and zone id, and nodes and
+	// zones are the number of domains it spreads over.
+	owner                    *ownerGroup
+	ownerOnNode, ownerInZone []int32
+	nodes, zones             int
 }
 
 // spreadCounts is one spread constraint's matching pods per domain. Every domain of an
@@ -55,8 +57,23 @@ func (s *spreadCounts) minimum() int32 {
 func (c *Cache) prepare(p *PodInfo) *cycle {
 	cy := &cycle{}
 	if p.owner != "" && len(p.spread) == 0 {
-		cy.owner = c.owners[p.owner]
-		cy.nodes, cy.zones = len(c.nodes), len(c.zones)
+		if g := c.owners[p.owner]; g != nil {
+			cy.owner = g
+			cy.nodes, cy.zones = len(c.nodes), len(c.zones)
+			// Counts in slices: the scorer reads one per node, and map lookups by pointer
+			// and by zone name were most of its cost.
+			if len(c.onNode) < len(c.nodes) {
+				c.onNode = make([]int32, len(c.nodes))
+			}
+			for n, v := range g.perNode {
+				c.onNode[n.index] = v
+			}
+			cy.ownerOnNode = c.onNode
+			cy.ownerInZone = make([]int32, len(c.loads))
+			for z, v := range g.perZone {
+				cy.ownerInZone[c.byLoad[z].id] = v
+			}
+		}
 	}
 	if len(p.spread) > 0 {
 		c.countSpread(cy, p)
