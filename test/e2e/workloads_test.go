@@ -211,6 +211,18 @@ func TestWorkloadsOnRealAgents(t *testing.T) {
 		_, live, _ := podsOf(cs, "app=web")
 		return len(live) == 4, fmt.Sprintf("%d pods", len(live))
 	})
+	// Paused, a template change starts nothing; resumed, it rolls out. A restart rolls too.
+	k.ok([]string{"rollout", "pause", "deployment/web"}, "paused")
+	k.ok([]string{"set", "env", "deployment/web", "PAUSED_CHANGE=1"}, "env updated")
+	time.Sleep(time.Second) // a paused Deployment that rolled anyway would show it by now
+	if out := strings.TrimSpace(k.ok([]string{"get", "deployment", "web", "-o", "jsonpath={.status.updatedReplicas}"})); out != "" && out != "0" {
+		t.Fatalf("a paused Deployment rolled out its template change: updatedReplicas %s", out)
+	}
+	k.ok([]string{"rollout", "resume", "deployment/web"}, "resumed")
+	k.ok([]string{"rollout", "status", "deployment/web", "--timeout=50s"}, "successfully rolled out")
+	k.ok([]string{"rollout", "restart", "deployment/web"}, "restarted")
+	k.ok([]string{"rollout", "status", "deployment/web", "--timeout=50s"}, "successfully rolled out")
+	k.ok([]string{"rollout", "history", "deployment/web"}, "5")
 
 	// DaemonSet on both nodes, then on a node that joins.
 	k.ok([]string{"apply", "-f", k.file("ds.yaml", agentsDaemonSet)}, "daemonset.apps/logger created")
@@ -260,6 +272,29 @@ func TestWorkloadsOnRealAgents(t *testing.T) {
 	})
 	k.ok([]string{"get", "node", "n1"}, "SchedulingDisabled")
 	k.ok([]string{"uncordon", "n1"}, "uncordoned")
+
+	// Cascading deletion: in the foreground the Deployment goes only after its pods; an
+	// orphaning delete leaves the StatefulSet's pods running without an owner.
+	long("delete", "deployment", "web", "--cascade=foreground", "--timeout=55s")
+	waitFor(t, "no web pods or ReplicaSets after a foreground delete", 60*time.Second, func() (bool, string) {
+		list, err := cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err.Error()
+		}
+		rs, err := cs.AppsV1().ReplicaSets("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0 && len(rs.Items) == 0, fmt.Sprintf("%d pods, %d replicasets", len(list.Items), len(rs.Items))
+	})
+	k.ok([]string{"delete", "statefulset", "db", "--cascade=orphan"}, "deleted")
+	time.Sleep(2 * time.Second) // a wrongly cascading delete would have marked the pods by now
+	for _, name := range []string{"db-0", "db-1"} {
+		p, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil || p.DeletionTimestamp != nil || len(p.OwnerReferences) != 0 {
+			t.Fatalf("orphaned pod %s: err %v, deleting %v, owners %v", name, err, p.DeletionTimestamp, p.OwnerReferences)
+		}
+	}
 
 	// By now the CronJob's first minute has passed.
 	waitFor(t, "the CronJob fired a Job that completed", 75*time.Second, func() (bool, string) {
