@@ -26,9 +26,10 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# A local HA cluster of three masters in the foreground; Ctrl-C stops it.
+# A local HA cluster of three masters and an agent in the foreground, with drills allowed
+# and a 3-replica demo Deployment; Ctrl-C stops it.
 run: build
-	./$(BIN) dev --data-dir $(DATA_DIR)
+	./$(BIN) dev --data-dir $(DATA_DIR) --allow-drills --demo
 
 clean:
 	rm -rf bin $(DATA_DIR)

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"skiff/gossip"
 )
 
 // Config configures an agent.
@@ -37,6 +38,11 @@ type Config struct {
 	// Token is the cluster token masters present.
 	Listener net.Listener
 	Token    string
+
+	// AllowDrills lets `skiff drill agent-partition` cut this agent off (drill.go); Gossip
+	// is the agent's pool, isolated during such a partition.
+	AllowDrills bool
+	Gossip      *gossip.Pool
 }
 
 // Agent registers its Node and runs the pods bound to it. Run blocks; everything else is
@@ -60,6 +66,8 @@ type Agent struct {
 
 	eventsMu  sync.Mutex
 	lastEvent map[string]time.Time // recent events, so repeats are not re-posted
+
+	drills *drills // nil unless Config.AllowDrills
 }
 
 // New returns an agent; call Run.
@@ -70,7 +78,9 @@ func New(cfg Config) *Agent {
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, lastEvent: map[string]time.Time{}}
+	a := &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, lastEvent: map[string]time.Time{}}
+	a.armDrills()
+	return a
 }
 
 // KubeletVersion is what the agent reports as its kubelet version.

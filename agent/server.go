@@ -43,7 +43,8 @@ func (a *Agent) serve(ctx context.Context, ln net.Listener, token string) error 
 	}
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", authorized(a.containerLogs))
 	mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", authorized(a.containerExec))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.drillRoutes(mux, authorized)
+	srv := &http.Server{Handler: a.drillGate(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

@@ -21,6 +21,9 @@ const (
 	// BatchType carries several independent Txns that touch disjoint keys, so one log
 	// entry (one replication round, one fsync) carries many writers' transactions.
 	BatchType MessageType = 3
+	// RestoreType carries one chunk of a snapshot that replaces the whole state; the last
+	// chunk of a restore swaps the state in atomically (restore.go).
+	RestoreType MessageType = 4
 )
 
 // OpKind is what one operation of a transaction does.

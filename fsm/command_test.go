@@ -594,7 +594,7 @@ func TestSnapshotFormat(t *testing.T) {
 	bad := map[string][]byte{
 		"empty":          nil,
 		"bad magic":      append([]byte("SKIFFSX\x01"), enc[8:]...),
-		"newer version":  append([]byte("SKIFFSN\x02"), enc[8:]...),
+		"newer version":  append([]byte("SKIFFSN\x03"), enc[8:]...),
 		"trailing byte":  append(append([]byte{}, enc...), 0),
 		"huge record":    append(append([]byte("SKIFFSN\x01"), 1, 1), binary.AppendUvarint(nil, 1<<31)...),
 		"record too big": append(append([]byte("SKIFFSN\x01"), 1, 1, 20), bytes.Repeat([]byte{0}, 20)...),

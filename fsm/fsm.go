@@ -100,6 +100,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		return f.applyBatch(l.Index, payload)
 	case NoopType:
 		return f.applyNoop(l.Index)
+	case RestoreType:
+		return f.applyRestore(l.Index, payload)
 	}
 	if msg&IgnoreUnknownFlag != 0 {
 		return f.applyNoop(l.Index)

@@ -15,6 +15,9 @@ type State struct {
 	owners  *iradix.Tree // ownerKey → *Record
 	// revision is the log index of the last command applied.
 	revision uint64
+	// restore holds the chunks of a snapshot restore in progress (restore.go), nil when
+	// none is. It is replicated state like the objects, so it travels in snapshots.
+	restore *pendingRestore
 }
 
 func emptyState() *State {
@@ -23,7 +26,7 @@ func emptyState() *State {
 
 // at is the same objects at a later revision (an entry that changed nothing).
 func (s *State) at(revision uint64) *State {
-	return &State{objects: s.objects, fields: s.fields, owners: s.owners, revision: revision}
+	return &State{objects: s.objects, fields: s.fields, owners: s.owners, revision: revision, restore: s.restore}
 }
 
 // Revision is the log index of the last command this view includes.
@@ -116,10 +119,11 @@ func (s *State) Walk(fn func(*Record) bool) {
 // stateTxn accumulates the changes of one log entry against a State.
 type stateTxn struct {
 	objects, fields, owners *iradix.Txn
+	restore                 *pendingRestore
 }
 
 func (s *State) txn() *stateTxn {
-	return &stateTxn{objects: s.objects.Txn(), fields: s.fields.Txn(), owners: s.owners.Txn()}
+	return &stateTxn{objects: s.objects.Txn(), fields: s.fields.Txn(), owners: s.owners.Txn(), restore: s.restore}
 }
 
 func (t *stateTxn) get(k Key) *Record {
@@ -164,5 +168,6 @@ func (t *stateTxn) commit(revision uint64) *State {
 		fields:   t.fields.CommitOnly(),
 		owners:   t.owners.CommitOnly(),
 		revision: revision,
+		restore:  t.restore,
 	}
 }

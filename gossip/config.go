@@ -87,6 +87,10 @@ type Config struct {
 	// Transport, when set, replaces the network (tests use memberlist.MockNetwork's
 	// transports). BindAddr is then ignored.
 	Transport memberlist.NodeAwareTransport
+
+	// Faults, when set, lets drills cut this member off the network (Pool.Isolate) and
+	// reconnect it; nil costs nothing.
+	Faults *Faults
 }
 
 func (c *Config) applyDefaults() {
@@ -175,7 +179,7 @@ func (c *Config) setupTransport(mc *memberlist.Config) (*memberlist.NetTransport
 	}
 
 	if c.Transport != nil {
-		mc.Transport = c.Transport
+		mc.Transport = c.Faults.wrap(c.Transport)
 		if advIP != nil {
 			mc.AdvertiseAddr, mc.AdvertisePort = advIP.String(), advPort
 		}
@@ -217,7 +221,7 @@ func (c *Config) setupTransport(mc *memberlist.Config) (*memberlist.NetTransport
 	if advPort == 0 {
 		advPort = port
 	}
-	mc.Transport = nt
+	mc.Transport = c.Faults.wrap(nt)
 	mc.BindAddr, mc.BindPort = bindIP.String(), port
 	mc.AdvertiseAddr, mc.AdvertisePort = advIP.String(), advPort
 	return nt, nil

@@ -25,11 +25,15 @@ func (m *Master) opsRoutes(e *echo.Echo) {
 	g.GET("/raft/state-hash", m.stateHash)
 	g.GET("/raft/leadership-history", m.leadershipHistory)
 	g.GET("/masters", m.masters)
+	g.GET("/members", m.members)
 	g.POST("/agent-certificate", m.agentCertificate)
 	g.POST("/raft/transfer-leadership", m.transferLeadership)
 	g.POST("/raft/remove-peer", m.removePeer)
 	g.GET("/kv/:key", m.kvGet)
 	g.PUT("/kv/:key", m.kvPut)
+	g.GET("/snapshot", m.snapshotSave)
+	g.POST("/snapshot/restore", m.snapshotRestore)
+	m.drillRoutes(e, g)
 }
 
 // masterInfo is one master as /skiff/v1/masters lists it.

@@ -51,7 +51,14 @@ type Config struct {
 	// EvictionTimeout is how long pods stay on a node gossip reports gone before they are
 	// deleted so their controllers replace them (default 5 min).
 	EvictionTimeout time.Duration
-	Logger          *slog.Logger
+	// Autopilot removes masters gossip reports dead or left from the Raft configuration
+	// (autopilot.go); it needs gossip and is off while DeadServerCleanup is zero.
+	Autopilot AutopilotConfig
+	Logger    *slog.Logger
+
+	// AllowDrills turns on the fault drill endpoints (/skiff/v1/drill, see drill.go); off,
+	// they answer 403 and no fault injector is installed.
+	AllowDrills bool
 }
 
 // Master runs one master until Shutdown. Its methods are safe for concurrent use.
@@ -66,6 +73,8 @@ type Master struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 	pool  *gossip.Pool // nil without gossip
+
+	drills *drills // fault drills (drill.go)
 }
 
 // Start opens the Raft node, bootstraps or joins as configured, and starts the API. It
@@ -78,6 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if cfg.ClusterName == "" {
 		cfg.ClusterName = "skiff"
 	}
+	cfg.armDrills()
 	node, err := raft.Open(cfg.Raft)
 	if err != nil {
 		return nil, err
@@ -114,6 +124,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		}
 		lifecycle := &controller.NodeLifecycle{Store: controller.LeaderStore{Node: node}, Members: m.pool, EvictionTimeout: cfg.EvictionTimeout, Logger: m.log.With("controller", "node-lifecycle")}
 		node.OnLeader("node-lifecycle", lifecycle.Run)
+		if cfg.Autopilot.DeadServerCleanup > 0 {
+			node.OnLeader("autopilot", newAutopilot(cfg.Autopilot, node, m.pool, m.log.With("routine", "autopilot")).Run)
+		}
 	}
 	if err := m.joinOrBootstrap(ctx); err != nil {
 		return fail(err)
@@ -195,6 +208,7 @@ func (m *Master) joinOrBootstrap(ctx context.Context) error {
 	switch {
 	case hasState:
 		m.log.Info("restarting from existing state", "data_dir", cfg.Raft.DataDir)
+		go m.rejoin(ctx)
 		return nil
 	case len(cfg.Peers) > 0:
 		m.log.Info("bootstrapping cluster", "peers", len(cfg.Peers))
@@ -323,7 +337,10 @@ func (m *Master) APIAddr() string { return m.ln.Addr().String() }
 // KubeconfigPath is where this master writes its kubeconfig once the API serves.
 func (m *Master) KubeconfigPath() string { return filepath.Join(m.cfg.Raft.DataDir, "kubeconfig") }
 
-// Shutdown stops serving and stops the Raft node; it blocks until both are down.
+// Shutdown stops serving and stops the Raft node; it blocks until both are down. It does
+// not take the master out of the cluster: gossip reports it dead, not left, and it keeps
+// its place in the Raft configuration, so a restart (or an upgrade) resumes where it was.
+// Leave takes it out for good.
 func (m *Master) Shutdown(ctx context.Context) error {
 	m.stop()
 	herr := m.http.Shutdown(ctx)
@@ -331,8 +348,7 @@ func (m *Master) Shutdown(ctx context.Context) error {
 	<-m.done
 	var gerr error
 	if m.pool != nil {
-		_ = m.pool.Leave(2 * time.Second)
-		gerr = m.pool.Shutdown()
+		gerr = m.pool.Shutdown() // no gossip leave: stopping is not leaving (see Leave)
 	}
 	rerr := m.node.Shutdown()
 	return errors.Join(herr, gerr, rerr)

@@ -119,7 +119,7 @@ func (n *Node) localCall(m rpcMethod, payload []byte) ([]byte, error) {
 	var f hraft.Future
 	switch {
 	case m == rpcAddVoter && len(args) == 2:
-		f = n.raft.AddVoter(hraft.ServerID(args[0]), hraft.ServerAddress(args[1]), 0, 0)
+		return nil, n.addVoter(args[0], args[1]) // idempotent; re-addresses a moved server (rejoin.go)
 	case m == rpcRemove && len(args) == 1:
 		f = n.raft.RemoveServer(hraft.ServerID(args[0]), 0, 0)
 	case m == rpcTransfer && len(args) == 1 && args[0] == "":

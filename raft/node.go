@@ -31,6 +31,8 @@ type Node struct {
 
 	leadership *leadership
 	batcher    *batcher
+	// restoreMu is held by the snapshot restore running on this node (restore.go).
+	restoreMu sync.Mutex
 
 	ctx      context.Context // ends at Shutdown
 	cancel   context.CancelFunc
@@ -125,6 +127,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	n.leadership = newLeadership(n, notify)
+	n.OnLeader("abandoned-restore", n.dropAbandonedRestore)
 	n.batcher = newBatcher(n)
 	// Only now can requests be answered: handlers need the Raft instance.
 	n.mux.serve(func(c net.Conn) { serveRPC(n.ctx, c, n.handleRPC) })

@@ -41,6 +41,7 @@ func runAgent(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:10250", "HTTPS address the masters reach for container logs (announced in gossip)")
 	preload := fs.Bool("preload-busybox", false, "import the busybox test image (from Debian's busybox-static) at start")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	allowDrills := fs.Bool("allow-drills", false, "let 'skiff drill agent-partition' cut this agent off gossip and the masters for a while (through a master); off, it answers 403")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: skiff agent --join ADDR --kubeconfig FILE [flags]
 
@@ -134,8 +135,13 @@ Flags:
 	if h, p, err := net.SplitHostPort(apiAddr); err == nil && net.ParseIP(h).IsUnspecified() {
 		apiAddr = net.JoinHostPort(*address, p)
 	}
+	var gossipFaults *gossip.Faults
+	if *allowDrills {
+		gossipFaults = gossip.NewFaults()
+	}
 	pool, err := gossip.Start(gossip.Config{Name: *name, BindAddr: *gossipAddr, AdvertiseAddr: *gossipAdvertise, SecretKey: key,
-		Meta: gossip.Meta{Role: gossip.RoleAgent, Name: *name, API: apiAddr, Version: version}, Logger: logger.With("component", "gossip")})
+		Meta: gossip.Meta{Role: gossip.RoleAgent, Name: *name, API: apiAddr, Version: version}, Logger: logger.With("component", "gossip"),
+		Faults: gossipFaults})
 	if err != nil {
 		return err
 	}
@@ -178,7 +184,8 @@ Flags:
 		}
 	}()
 	a := agent.New(agent.Config{Name: *name, DataDir: *dataDir, Address: *address, Labels: nodeLabels, Taints: nodeTaints,
-		Runtime: rt, Client: client, Logger: logger, Listener: ln, Token: token, InsecureRegistries: splitList(*insecure)})
+		Runtime: rt, Client: client, Logger: logger, Listener: ln, Token: token, InsecureRegistries: splitList(*insecure),
+		AllowDrills: *allowDrills, Gossip: pool})
 	logger.Info("agent started", "node", *name, "containerd", socket)
 	return a.Run(ctx)
 }

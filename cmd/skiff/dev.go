@@ -39,6 +39,8 @@ func runDev(args []string) error {
 	dataDir := fs.String("data-dir", "skiff-dev", "directory for every process's state and logs")
 	masters := fs.Int("masters", 3, "number of masters (odd: 1, 3 or 5)")
 	agents := fs.Int("agents", 1, "number of node agents (each runs its own containerd under the data dir; needs root)")
+	allowDrills := fs.Bool("allow-drills", false, "start every master and agent with --allow-drills, so 'skiff drill' can crash, partition and pause them")
+	demo := fs.Bool("demo", false, "once the cluster is up, deploy a 3-replica Deployment 'demo' and print how to watch it and drill the cluster")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: skiff dev [flags]
 
@@ -92,6 +94,9 @@ Flags:
 		if len(others) > 0 {
 			args = append(args, "--join", strings.Join(others, ","))
 		}
+		if *allowDrills {
+			args = append(args, "--allow-drills")
+		}
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
@@ -116,6 +121,9 @@ Flags:
 			args := []string{"agent", "--name", name, "--data-dir", filepath.Join(dir, name), "--gossip-addr", gossipAddr, "--listen", listen,
 				"--join", strings.Join(gossipAddrs, ","), "--kubeconfig", filepath.Join(dir, "kubeconfig"),
 				"--containerd-namespace", "skiff-" + name, "--preload-busybox"}
+			if *allowDrills {
+				args = append(args, "--allow-drills")
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -123,6 +131,9 @@ Flags:
 			}()
 		}
 		printDevBanner(dir, layout, *agents)
+		if *demo {
+			deployDemo(ctx, dir, *agents, *allowDrills)
+		}
 	}
 	<-ctx.Done()
 	fmt.Println("skiff dev: stopping every process…")

@@ -39,14 +39,19 @@ func runMaster(args []string) error {
 	bootstrapExpect := fs.Int("bootstrap-expect", 0, "number of founding masters: with gossip, found the cluster once this many masters are alive there; with --peers, a check that the list has this many")
 	watchHistory := fs.Int("watch-history", 10000, "how many recent changes watches can resume from before clients must relist (410 Gone)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	deadServerCleanup := fs.Duration("dead-server-cleanup", 30*time.Second, "with gossip: the leader removes a master from the Raft configuration once gossip has reported it dead this long (one that left: at once); 0 disables")
+	minQuorum := fs.Int("min-quorum", 3, "the fewest voting masters dead-server cleanup leaves in the Raft configuration")
+	leaveOnTerminate := fs.Bool("leave-on-terminate", false, "on SIGTERM/SIGINT leave the cluster for good (remove this master from Raft, announce it left) instead of only stopping")
+	allowDrills := fs.Bool("allow-drills", false, "serve the fault drill endpoints 'skiff drill' uses (crash, partition, pause this master on request); off, they answer 403")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: skiff master [flags]
 
 Runs one master. The first start of a cluster passes --peers with every founding master
 (each founder the same list) or nothing for a single-master cluster; later masters pass
 --join with any member's Raft address. A restart with an existing --data-dir ignores both
-and resumes from disk. Every flag can also come from a YAML file (--config), keyed by flag
-name, e.g. "name: m1" and "peers: [m1=10.0.0.1:7400, m2=10.0.0.2:7400, m3=10.0.0.3:7400]".
+and resumes from disk, keeping its --name as its identity: if its Raft address changed, or
+the leader removed it while it was down, it asks the leader to update or re-add it.
+Every flag can also come from a YAML file (--config), keyed by flag name, e.g. "name: m1" and "peers: [m1=10.0.0.1:7400, m2=10.0.0.2:7400, m3=10.0.0.3:7400]".
 Once the API serves, <data-dir>/kubeconfig holds a kubeconfig for it
 (cluster CA and admin token) that kubectl uses as is.
 
@@ -87,6 +92,9 @@ Flags:
 	if *gossipAddr != "" && *join != "" {
 		raftJoin, gossipJoin = "", strings.Split(*join, ",")
 	}
+	if *minQuorum < 1 {
+		return fmt.Errorf("--min-quorum must be at least 1, got %d", *minQuorum)
+	}
 	if *watchHistory < 100 {
 		return fmt.Errorf("--watch-history must be at least 100, got %d", *watchHistory)
 	}
@@ -115,15 +123,21 @@ Flags:
 		GossipJoin:      gossipJoin,
 		BootstrapExpect: *bootstrapExpect,
 		EvictionTimeout: *evictionTimeout,
+		Autopilot:       master.AutopilotConfig{DeadServerCleanup: *deadServerCleanup, MinQuorum: *minQuorum},
 		Logger:          logger,
+		AllowDrills:     *allowDrills,
 	})
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
-	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if *leaveOnTerminate {
+		logger.Info("leaving the cluster and shutting down")
+		return m.Leave(sctx)
+	}
+	logger.Info("shutting down")
 	return m.Shutdown(sctx)
 }
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"skiff/fsm"
 	"skiff/master/objects"
+	"skiff/master/podstatus"
 	"skiff/master/registry"
 )
 
@@ -78,7 +79,7 @@ func (s *Server) evictOnce(c echo.Context, info requestInfo, opts *metav1.Delete
 		return err
 	}
 	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodPending {
+	if !podstatus.Active(pod) || pod.Status.Phase == corev1.PodPending {
 		// Nothing a budget protects: a pod already going, finished, or not yet running.
 		_, _, err := s.deleteRecord(c, st, info.Resource, rec, opts)
 		return err
@@ -96,7 +97,7 @@ func (s *Server) evictOnce(c echo.Context, info requestInfo, opts *metav1.Delete
 		return apierrors.NewInternalError(errors.New("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."))
 	}
 	pdb := budgets[0]
-	if !podReady(pod) && unhealthyMayGo(pdb) {
+	if !podstatus.Ready(pod) && unhealthyMayGo(pdb) {
 		_, _, err := s.deleteRecord(c, st, info.Resource, rec, opts)
 		return err
 	}
@@ -137,15 +138,6 @@ func matchingBudgets(st *fsm.State, pod *corev1.Pod) ([]*policyv1.PodDisruptionB
 		out = append(out, pdb)
 	}
 	return out, nil
-}
-
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // unhealthyMayGo reports whether a budget lets an unready pod go without spending a

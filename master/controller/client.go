@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -86,6 +87,16 @@ func Owned[T runtime.Object](st *fsm.State, r *registry.Resource, owner metav1.O
 		}
 	}
 	return decodeAll[T](r, recs)
+}
+
+// Controlled decodes the objects of r whose controller is owner (an object may name owner
+// as a mere owner, or be mid-adoption by another controller), through the owner index.
+func Controlled[T runtime.Object](st *fsm.State, r *registry.Resource, owner metav1.Object) ([]T, error) {
+	owned, err := Owned[T](st, r, owner)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(owned, func(obj T) bool { return !metav1.IsControlledBy(objects.Accessor(obj), owner) }), nil
 }
 
 func decodeAll[T runtime.Object](r *registry.Resource, recs []*fsm.Record) ([]T, error) {
@@ -187,6 +198,34 @@ func (c *Client) DeleteOps(r *registry.Resource, obj runtime.Object, policy meta
 	return []fsm.Op{fsm.Update(key, rev, value, meta)}, nil
 }
 
+// RemoveFinalizerOps returns what removing finalizer from obj takes, with the API server's
+// rule for updates: an object being deleted whose last finalizer goes is removed. Two kinds
+// are only updated, because someone else finishes them: a pod still within its grace period
+// (deletionGracePeriodSeconds above zero), which its agent stops and then removes, as the
+// kubelet does; and a Namespace, which the namespace finalizer empties before removing it.
+// It returns no ops when obj does not carry the finalizer. obj is changed in place.
+func (c *Client) RemoveFinalizerOps(r *registry.Resource, obj runtime.Object, finalizer string) ([]fsm.Op, error) {
+	acc := objects.Accessor(obj)
+	if !slices.Contains(acc.GetFinalizers(), finalizer) {
+		return nil, nil
+	}
+	acc.SetFinalizers(slices.DeleteFunc(acc.GetFinalizers(), func(f string) bool { return f == finalizer }))
+	grace := acc.GetDeletionGracePeriodSeconds()
+	_, namespace := obj.(*corev1.Namespace)
+	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (grace == nil || *grace == 0) && !namespace {
+		rev, err := objects.ParseRV(acc.GetResourceVersion())
+		if err != nil {
+			return nil, err
+		}
+		return []fsm.Op{fsm.Delete(objects.Key(r, acc.GetNamespace(), acc.GetName()), rev)}, nil
+	}
+	op, err := c.UpdateOp(r, obj, false)
+	if err != nil {
+		return nil, err
+	}
+	return []fsm.Op{op}, nil
+}
+
 func appendUnique(list []string, s string) []string {
 	for _, x := range list {
 		if x == s {
@@ -219,12 +258,7 @@ func (c *Client) Create(ctx context.Context, r *registry.Resource, obj runtime.O
 	if err != nil {
 		return err
 	}
-	rev, err := c.Commit(ctx, op)
-	if err != nil {
-		return err
-	}
-	objects.Accessor(obj).SetResourceVersion(strconv.FormatUint(rev, 10))
-	return nil
+	return c.commitOne(ctx, obj, op)
 }
 
 // Update replaces obj if it is still at its resourceVersion, and sets the new one.
@@ -233,6 +267,12 @@ func (c *Client) Update(ctx context.Context, r *registry.Resource, obj runtime.O
 	if err != nil {
 		return err
 	}
+	return c.commitOne(ctx, obj, op)
+}
+
+// commitOne commits the write of obj and sets obj's resourceVersion to the revision it was
+// stored at, so the caller's next write can be conditional on it.
+func (c *Client) commitOne(ctx context.Context, obj runtime.Object, op fsm.Op) error {
 	rev, err := c.Commit(ctx, op)
 	if err != nil {
 		return err

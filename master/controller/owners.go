@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"skiff/fsm"
 	"skiff/master/objects"
 	"skiff/master/registry"
@@ -21,18 +22,73 @@ func recordMeta(rec *fsm.Record) metav1.ObjectMeta {
 	return obj.Metadata
 }
 
+// ControllerOf returns the controller reference of a stored object, nil when it has none.
+// Only the metadata is decoded: event mapping runs for every change of every pod.
+func ControllerOf(rec *fsm.Record) *metav1.OwnerReference {
+	if rec == nil || len(rec.Meta.Owners) == 0 {
+		return nil
+	}
+	m := recordMeta(rec)
+	return metav1.GetControllerOfNoCopy(&m)
+}
+
+// AdopterKeys lists the objects of resource owner in rec's namespace whose spec.selector
+// matches rec's labels: the controllers that may adopt rec, an orphan. Only their selectors
+// are decoded, since this runs for changes of orphans, which are many where nothing adopts
+// them.
+func AdopterKeys(st *fsm.State, owner *registry.Resource, rec *fsm.Record) []fsm.Key {
+	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(owner), Namespace: rec.Key.Namespace})
+	var keys []fsm.Key
+	for _, o := range recs {
+		var obj struct {
+			Spec struct {
+				Selector *metav1.LabelSelector `json:"selector"`
+			} `json:"spec"`
+		}
+		if json.Unmarshal(o.Value, &obj) != nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(obj.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rec.Meta.Labels)) {
+			keys = append(keys, o.Key)
+		}
+	}
+	return keys
+}
+
+// OwnerKeys maps a change of a dependent (a pod, a ReplicaSet) to the controllers of
+// resource owner it concerns, as Kubernetes' controllers map their informers' events: its
+// controller before and after the change (an adoption or a release concerns both) and,
+// for an orphan that appeared, lost its controller or changed its labels, every owner
+// whose selector matches it, since one of them may adopt it. Other changes of an orphan
+// are left to the periodic resync, so that status writes of unowned pods do not decode
+// every owner of their namespace.
+func OwnerKeys(st *fsm.State, ev fsm.Event, owner *registry.Resource) []fsm.Key {
+	cur, prev := ControllerOf(ev.Record), ControllerOf(ev.Prev)
+	keys := controllerKeys(owner, ev.Record.Key.Namespace, cur, prev)
+	if ev.Type == fsm.Deleted || cur != nil {
+		return keys
+	}
+	if ev.Prev != nil && prev == nil && labels.Equals(ev.Prev.Meta.Labels, ev.Record.Meta.Labels) {
+		return keys
+	}
+	return append(keys, AdopterKeys(st, owner, ev.Record)...)
+}
+
 // ControllerKeys maps a change of a dependent (a pod, a ReplicaSet) to the key of its
 // controlling owner of resource owner, before and after the change (an adoption or a
 // release concerns both owners).
 func ControllerKeys(ev fsm.Event, owner *registry.Resource) []fsm.Key {
+	return controllerKeys(owner, ev.Record.Key.Namespace, ControllerOf(ev.Record), ControllerOf(ev.Prev))
+}
+
+// controllerKeys returns the keys of the controllers refs name that are of resource owner,
+// each once.
+func controllerKeys(owner *registry.Resource, namespace string, refs ...*metav1.OwnerReference) []fsm.Key {
 	var keys []fsm.Key
-	for _, rec := range []*fsm.Record{ev.Record, ev.Prev} {
-		if rec == nil || len(rec.Meta.Owners) == 0 {
-			continue
-		}
-		m := recordMeta(rec)
-		if ref := metav1.GetControllerOfNoCopy(&m); ref != nil && ref.Kind == owner.Kind && groupOf(ref.APIVersion) == owner.Group {
-			k := objects.Key(owner, rec.Key.Namespace, ref.Name)
+	for _, ref := range refs {
+		if ref != nil && ref.Kind == owner.Kind && groupOf(ref.APIVersion) == owner.Group {
+			k := objects.Key(owner, namespace, ref.Name)
 			if len(keys) == 0 || keys[0] != k {
 				keys = append(keys, k)
 			}

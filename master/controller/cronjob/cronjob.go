@@ -63,15 +63,9 @@ func (r *reconciler) Reconcile(ctx context.Context, key fsm.Key) error {
 	if err != nil || cj == nil {
 		return err
 	}
-	all, err := controller.Owned[*batchv1.Job](st, jobs, cj)
+	children, err := controller.Controlled[*batchv1.Job](st, jobs, cj)
 	if err != nil {
 		return err
-	}
-	children := all[:0]
-	for _, j := range all {
-		if metav1.IsControlledBy(j, cj) {
-			children = append(children, j)
-		}
 	}
 	p := &pass{r: r, st: st, cj: cj, now: r.client.Time(), deleted: map[string]bool{}}
 	old := cj.Status.DeepCopy()

@@ -2,9 +2,7 @@ package cronjob
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +17,17 @@ import (
 // t0 is a minute boundary: the time an every-minute schedule fires.
 var t0 = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 
+// fixture is a controllertest world; each test makes its own controller instances, as
+// leaders come and go.
 type fixture struct {
-	t      *testing.T
-	store  *controllertest.Store
-	client *controller.Client
-	mu     sync.Mutex
-	now    time.Time
+	*controllertest.Env
 }
 
 func newFixture(t *testing.T, now time.Time) *fixture {
-	f := &fixture{t: t, store: controllertest.New(), now: now}
-	f.client = &controller.Client{Store: f.store, Now: f.clock}
+	f := &fixture{Env: controllertest.NewEnv(t)}
+	f.SetNow(now)
 	return f
 }
-
-func (f *fixture) clock() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
-
-func (f *fixture) set(now time.Time) { f.mu.Lock(); f.now = now; f.mu.Unlock() }
 
 func newCronJob(name, schedule string, mutate func(*batchv1.CronJob)) *batchv1.CronJob {
 	cj := &batchv1.CronJob{
@@ -55,57 +47,44 @@ func newCronJob(name, schedule string, mutate func(*batchv1.CronJob)) *batchv1.C
 }
 
 func (f *fixture) create(cj *batchv1.CronJob) {
-	f.t.Helper()
-	if err := f.client.Create(context.Background(), cronjobs, cj); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(cronjobs, cj)
 }
 
 func (f *fixture) cronJob(name string) *batchv1.CronJob {
-	f.t.Helper()
-	cj, err := controller.Get[*batchv1.CronJob](f.client.State(), cronjobs, "default", name)
+	f.T.Helper()
+	cj, err := controller.Get[*batchv1.CronJob](f.Client.State(), cronjobs, "default", name)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return cj
 }
 
 func (f *fixture) jobs() []*batchv1.Job {
-	f.t.Helper()
-	js, err := controller.List[*batchv1.Job](f.client.State(), jobs, "default", nil)
+	f.T.Helper()
+	js, err := controller.List[*batchv1.Job](f.Client.State(), jobs, "default", nil)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return js
 }
 
 // sync reconciles with r (a controller instance, as one leader runs it) at now.
 func (f *fixture) sync(r controller.Reconciler, name string, now time.Time) time.Duration {
-	f.t.Helper()
-	f.set(now)
-	err := r.Reconcile(context.Background(), objects.Key(cronjobs, "default", name))
-	var later controller.RequeueAfter
-	if errors.As(err, &later) {
-		return time.Duration(later)
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return 0
+	f.T.Helper()
+	f.SetNow(now)
+	return f.Reconcile(r, objects.Key(cronjobs, "default", name))
 }
 
 // finishJob marks a Job finished with condition c at time at.
 func (f *fixture) finishJob(name string, c batchv1.JobConditionType, started, at time.Time) {
-	f.t.Helper()
-	j, _ := controller.Get[*batchv1.Job](f.client.State(), jobs, "default", name)
+	f.T.Helper()
+	j, _ := controller.Get[*batchv1.Job](f.Client.State(), jobs, "default", name)
 	j.Status.StartTime = &metav1.Time{Time: started}
 	j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: c, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)})
 	if c == batchv1.JobComplete {
 		j.Status.CompletionTime = &metav1.Time{Time: at}
 	}
-	if err := f.client.Update(context.Background(), jobs, j, false); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Update(jobs, j, false)
 }
 
 func name(cj string, at time.Time) string { return fmt.Sprintf("%s-%d", cj, at.Unix()/60) }
@@ -113,7 +92,7 @@ func name(cj string, at time.Time) string { return fmt.Sprintf("%s-%d", cj, at.U
 func TestCreatesTheJobForTheScheduleTime(t *testing.T) {
 	f := newFixture(t, t0.Add(-30*time.Second))
 	f.create(newCronJob("tick", "* * * * *", nil))
-	r := New(f.client, nil)
+	r := New(f.Client, nil)
 	if wait := f.sync(r, "tick", t0.Add(-29*time.Second)); wait != 29*time.Second+nextScheduleDelta {
 		t.Fatalf("requeue %v before the first time", wait)
 	}
@@ -147,8 +126,8 @@ func TestFailoverFiresEachScheduleTimeOnce(t *testing.T) {
 	t.Run("new leader after the status write", func(t *testing.T) {
 		f := newFixture(t, t0.Add(-30*time.Second))
 		f.create(newCronJob("tick", "* * * * *", nil))
-		f.sync(New(f.client, nil), "tick", t0.Add(time.Second))   // leader A
-		f.sync(New(f.client, nil), "tick", t0.Add(2*time.Second)) // leader B, no memory of A
+		f.sync(New(f.Client, nil), "tick", t0.Add(time.Second))   // leader A
+		f.sync(New(f.Client, nil), "tick", t0.Add(2*time.Second)) // leader B, no memory of A
 		if js := f.jobs(); len(js) != 1 || js[0].Name != name("tick", t0) {
 			t.Fatalf("jobs %v, want exactly one for %v", js, t0)
 		}
@@ -163,10 +142,10 @@ func TestFailoverFiresEachScheduleTimeOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.client.Create(context.Background(), jobs, j); err != nil {
+		if err := f.Client.Create(context.Background(), jobs, j); err != nil {
 			t.Fatal(err)
 		}
-		f.sync(New(f.client, nil), "tick", t0.Add(2*time.Second))
+		f.sync(New(f.Client, nil), "tick", t0.Add(2*time.Second))
 		js := f.jobs()
 		if len(js) != 1 {
 			t.Fatalf("%d jobs, want exactly one", len(js))
@@ -199,10 +178,10 @@ func TestMissedSchedules(t *testing.T) {
 			f.create(newCronJob("m", "* * * * *", func(cj *batchv1.CronJob) { cj.Spec.StartingDeadlineSeconds = tc.deadline }))
 			cj := f.cronJob("m")
 			cj.Status.LastScheduleTime = &metav1.Time{Time: tc.last}
-			if err := f.client.Update(context.Background(), cronjobs, cj, false); err != nil {
+			if err := f.Client.Update(context.Background(), cronjobs, cj, false); err != nil {
 				t.Fatal(err)
 			}
-			wait := f.sync(New(f.client, nil), "m", tc.now)
+			wait := f.sync(New(f.Client, nil), "m", tc.now)
 			if next := tc.now.Truncate(time.Minute).Add(time.Minute).Add(nextScheduleDelta).Sub(tc.now); wait != next {
 				t.Errorf("requeue %v, want %v", wait, next)
 			}
@@ -232,7 +211,7 @@ func TestConcurrencyPolicy(t *testing.T) {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			f := newFixture(t, t0.Add(-time.Second))
 			f.create(newCronJob("c", "* * * * *", func(cj *batchv1.CronJob) { cj.Spec.ConcurrencyPolicy = tc.policy }))
-			r := New(f.client, nil)
+			r := New(f.Client, nil)
 			f.sync(r, "c", t0.Add(time.Second))
 			f.sync(r, "c", t0.Add(61*time.Second)) // the first job still runs
 			js := f.jobs()
@@ -254,7 +233,7 @@ func TestConcurrencyPolicy(t *testing.T) {
 func TestSuspendedCronJobDoesNotFire(t *testing.T) {
 	f := newFixture(t, t0.Add(-time.Second))
 	f.create(newCronJob("s", "* * * * *", func(cj *batchv1.CronJob) { cj.Spec.Suspend = new(true) }))
-	if wait := f.sync(New(f.client, nil), "s", t0.Add(time.Second)); wait != 0 || len(f.jobs()) != 0 {
+	if wait := f.sync(New(f.Client, nil), "s", t0.Add(time.Second)); wait != 0 || len(f.jobs()) != 0 {
 		t.Fatalf("suspended CronJob fired or asked for a requeue (%v)", wait)
 	}
 }
@@ -263,11 +242,11 @@ func TestTimeZone(t *testing.T) {
 	f := newFixture(t, time.Date(2026, 1, 5, 13, 0, 0, 0, time.UTC))
 	f.create(newCronJob("tz", "0 9 * * *", func(cj *batchv1.CronJob) { cj.Spec.TimeZone = new("America/New_York") }))
 	at := time.Date(2026, 1, 5, 14, 0, 0, 0, time.UTC) // 09:00 EST
-	f.sync(New(f.client, nil), "tz", at.Add(-time.Second))
+	f.sync(New(f.Client, nil), "tz", at.Add(-time.Second))
 	if len(f.jobs()) != 0 {
 		t.Fatal("fired before 09:00 New York time")
 	}
-	f.sync(New(f.client, nil), "tz", at.Add(time.Second))
+	f.sync(New(f.Client, nil), "tz", at.Add(time.Second))
 	js := f.jobs()
 	if len(js) != 1 || js[0].Name != name("tz", at) || js[0].Annotations[batchv1.CronJobScheduledTimestampAnnotation] != "2026-01-05T09:00:00-05:00" {
 		t.Fatalf("jobs %+v", js)
@@ -280,7 +259,7 @@ func TestCompletedJobsLeaveActiveAndOldOnesArePruned(t *testing.T) {
 		cj.Spec.SuccessfulJobsHistoryLimit = new(int32(2))
 		cj.Spec.FailedJobsHistoryLimit = new(int32(1))
 	}))
-	r := New(f.client, nil)
+	r := New(f.Client, nil)
 	for i := range 5 {
 		at := t0.Add(time.Duration(i) * time.Minute)
 		f.sync(r, "h", at.Add(time.Second))
@@ -359,39 +338,15 @@ func TestScheduleThatNeverFiresIsInvalid(t *testing.T) {
 func TestRunnerFiresOnSchedule(t *testing.T) {
 	f := newFixture(t, t0.Add(-30*time.Second))
 	f.create(newCronJob("run", "* * * * *", nil))
-	f.set(t0.Add(time.Second))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		(&controller.Runner{Name: "cronjob", Reconciler: New(f.client, nil), Store: f.store, Resync: time.Hour}).Run(ctx)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		cj := f.cronJob("run")
-		if len(f.jobs()) == 1 && len(cj.Status.Active) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no job: %+v", cj.Status)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	f.SetNow(t0.Add(time.Second))
+	controllertest.Go(t, (&controller.Runner{Name: "cronjob", Reconciler: New(f.Client, nil), Store: f.Store, Resync: time.Hour}).Run)
+	controllertest.WaitFor(t, "the Job", func() bool { return len(f.jobs()) == 1 && len(f.cronJob("run").Status.Active) == 1 })
 	// The Job completes: the CronJob sees it and records the success.
 	f.finishJob(name("run", t0), batchv1.JobComplete, t0, t0.Add(20*time.Second))
-	for {
+	controllertest.WaitFor(t, "the completion", func() bool {
 		cj := f.cronJob("run")
-		if len(cj.Status.Active) == 0 && cj.Status.LastSuccessfulTime != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("completion not seen: %+v", cj.Status)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+		return len(cj.Status.Active) == 0 && cj.Status.LastSuccessfulTime != nil
+	})
 	if n := len(f.jobs()); n != 1 {
 		t.Fatalf("%d jobs", n)
 	}

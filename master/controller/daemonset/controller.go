@@ -63,10 +63,7 @@ func (r *reconciler) Keys(st *fsm.State, ev fsm.Event) []fsm.Key {
 		}
 		return nil
 	default:
-		if keys := controller.ControllerKeys(ev, daemonSets); len(keys) > 0 {
-			return keys
-		}
-		return orphanKeys(st, ev.Record)
+		return controller.OwnerKeys(st, ev, daemonSets)
 	}
 }
 
@@ -101,27 +98,6 @@ func taintsEqual(a, b []corev1.Taint) bool {
 	return true
 }
 
-// orphanKeys returns the DaemonSets whose selector matches a pod without owners: one of
-// them may adopt it. Pods with owners are left to the periodic resync, so that the events
-// of every ReplicaSet's pods are not decoded here.
-func orphanKeys(st *fsm.State, rec *fsm.Record) []fsm.Key {
-	if len(rec.Meta.Owners) > 0 {
-		return nil
-	}
-	sets, err := controller.List[*appsv1.DaemonSet](st, daemonSets, rec.Key.Namespace, nil)
-	if err != nil {
-		return nil
-	}
-	var keys []fsm.Key
-	for _, ds := range sets {
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rec.Meta.Labels)) {
-			keys = append(keys, objects.Key(daemonSets, ds.Namespace, ds.Name))
-		}
-	}
-	return keys
-}
-
 // Reconcile brings one DaemonSet's pods in line with its nodes and template: first the
 // per-node invariant (one healthy pod on each eligible node, none elsewhere), then the
 // rolling update, then the status. Each step reads the store afresh, since the leader's
@@ -138,7 +114,7 @@ func (r *reconciler) Reconcile(ctx context.Context, key fsm.Key) error {
 	if err != nil || sel.Empty() {
 		return nil // validation forbids both; nothing sensible to manage
 	}
-	hash := templateHash(&ds.Spec.Template, ds.Status.CollisionCount)
+	hash := controller.TemplateHash(&ds.Spec.Template, ds.Status.CollisionCount)
 	fits := newEligibility(ds)
 
 	w, err := r.load(ctx, ds, sel)
@@ -178,9 +154,13 @@ type world struct {
 	byNode map[string][]*corev1.Pod
 }
 
-// load reads the nodes and claims the DaemonSet's pods from the current state.
+// load reads the nodes and claims the DaemonSet's pods from the current state: pods it
+// controls that its selector matches, and orphans the selector matches, which it adopts
+// (pods whose labels stopped matching are released).
 func (r *reconciler) load(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector) (*world, error) {
-	ps, err := r.claimPods(ctx, ds, sel)
+	ps, err := controller.Claim(ctx, r.client, controller.ClaimSpec[*corev1.Pod]{
+		Owner: ds, OwnerResource: daemonSets, Resource: pods, Selector: sel,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +169,4 @@ func (r *reconciler) load(ctx context.Context, ds *appsv1.DaemonSet, sel labels.
 		return nil, err
 	}
 	return &world{nodes: ns, byNode: podsByNode(ps)}, nil
-}
-
-func (r *reconciler) now() time.Time {
-	if r.client.Now != nil {
-		return r.client.Now()
-	}
-	return time.Now()
 }

@@ -1,6 +1,7 @@
 package daemonset
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"skiff/master/controller"
+	"skiff/master/podstatus"
 )
 
 func TestPlacement(t *testing.T) {
@@ -122,7 +124,7 @@ func TestPodShape(t *testing.T) {
 		}}
 	}))
 	f.reconcile("ds")
-	ps := f.allPods()
+	ps := f.Pods("default")
 	if len(ps) != 1 {
 		t.Fatalf("%d pods, want 1", len(ps))
 	}
@@ -136,7 +138,7 @@ func TestPodShape(t *testing.T) {
 	if ref := metav1.GetControllerOf(p); ref == nil || ref.UID != ds.UID || ref.Kind != "DaemonSet" || ref.APIVersion != "apps/v1" {
 		t.Errorf("controller ref %+v", ref)
 	}
-	if h := p.Labels["controller-revision-hash"]; h == "" || h != templateHash(&ds.Spec.Template, nil) {
+	if h := p.Labels["controller-revision-hash"]; h == "" || h != controller.TemplateHash(&ds.Spec.Template, nil) {
 		t.Errorf("controller-revision-hash = %q", h)
 	}
 	terms := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
@@ -164,16 +166,14 @@ func TestExtraPodsKeepOldest(t *testing.T) {
 	f.addDaemonSet(daemonSet("ds"))
 	f.settle("ds")
 	ds := f.daemonSet("ds")
-	oldest := f.allPods()[0]
-	f.now = f.now.Add(time.Minute)
+	oldest := f.Pods("default")[0]
+	f.Advance(time.Minute)
 	for range 2 {
 		extra := newPod(ds, "n1", "other")
-		if err := f.client.Create(f.ctx(), pods, extra); err != nil {
-			t.Fatal(err)
-		}
+		f.Create(pods, extra)
 	}
 	f.settle("ds")
-	ps := f.allPods()
+	ps := f.Pods("default")
 	if len(ps) != 1 || ps[0].Name != oldest.Name {
 		t.Errorf("pods %v, want only the oldest %s", names(ps), oldest.Name)
 	}
@@ -185,13 +185,11 @@ func TestAdoptsOrphan(t *testing.T) {
 	ds := daemonSet("ds")
 	f.addDaemonSet(ds)
 	cur := f.daemonSet("ds")
-	orphan := newPod(cur, "n1", templateHash(&cur.Spec.Template, nil))
+	orphan := newPod(cur, "n1", controller.TemplateHash(&cur.Spec.Template, nil))
 	orphan.OwnerReferences = nil
-	if err := f.client.Create(f.ctx(), pods, orphan); err != nil {
-		t.Fatal(err)
-	}
+	f.Create(pods, orphan)
 	f.settle("ds")
-	ps := f.allPods()
+	ps := f.Pods("default")
 	if len(ps) != 1 || ps[0].Name != orphan.Name || metav1.GetControllerOf(ps[0]) == nil {
 		t.Fatalf("pods %v, want the adopted orphan %s alone", names(ps), orphan.Name)
 	}
@@ -204,9 +202,9 @@ func TestFailedPodReplacedWithBackoff(t *testing.T) {
 	f.settle("ds")
 
 	fail := func() string {
-		p := f.allPods()[0]
+		p := f.Pods("default")[0]
 		p.Status.Phase = corev1.PodFailed
-		f.updatePod(p)
+		f.WritePod(p)
 		return p.Name
 	}
 	first := fail()
@@ -214,25 +212,25 @@ func TestFailedPodReplacedWithBackoff(t *testing.T) {
 		t.Fatalf("first failure held back %v", d)
 	}
 	f.reconcile("ds")
-	ps := f.allPods()
+	ps := f.Pods("default")
 	if len(ps) != 1 || ps[0].Name == first {
 		t.Fatalf("pods %v after a failure, want one replacement", names(ps))
 	}
 	f.schedule()
-	f.agent()
+	f.Agent()
 
 	second := fail()
 	d := f.reconcile("ds")
 	if d <= 0 || d > time.Second {
 		t.Fatalf("second failure requeued after %v, want within the 1s back-off", d)
 	}
-	if ps := f.allPods(); len(ps) != 1 || ps[0].Name != second {
+	if ps := f.Pods("default"); len(ps) != 1 || ps[0].Name != second {
 		t.Fatalf("failed pod replaced during back-off: %v", names(ps))
 	}
-	f.now = f.now.Add(time.Second)
+	f.Advance(time.Second)
 	f.reconcile("ds")
 	f.reconcile("ds")
-	if ps := f.allPods(); len(ps) != 1 || ps[0].Name == second {
+	if ps := f.Pods("default"); len(ps) != 1 || ps[0].Name == second {
 		t.Fatalf("failed pod not replaced after back-off: %v", names(ps))
 	}
 }
@@ -267,18 +265,18 @@ func TestRollingUpdate(t *testing.T) {
 			}))
 			f.settle("ds")
 			f.changeDaemonSet("ds", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
-			hash := templateHash(&f.daemonSet("ds").Spec.Template, nil)
+			hash := controller.TemplateHash(&f.daemonSet("ds").Spec.Template, nil)
 
 			maxUnavailable, maxSurge := 0, 0
 			check := func(step string) {
 				t.Helper()
 				live, available := 0, map[string]bool{}
-				for _, p := range f.allPods() {
+				for _, p := range f.Pods("default") {
 					if p.DeletionTimestamp != nil {
 						continue
 					}
 					live++
-					if isAvailable(p, 0, f.now) {
+					if podstatus.Ready(p) {
 						available[targetNode(p)] = true
 					}
 				}
@@ -292,12 +290,12 @@ func TestRollingUpdate(t *testing.T) {
 				}
 			}
 			done := func() bool {
-				ps := f.allPods()
+				ps := f.Pods("default")
 				if len(ps) != n {
 					return false
 				}
 				for _, p := range ps {
-					if !isUpdated(p, hash) || !isAvailable(p, 0, f.now) {
+					if !isUpdated(p, hash) || !podstatus.Ready(p) {
 						return false
 					}
 				}
@@ -305,13 +303,13 @@ func TestRollingUpdate(t *testing.T) {
 			}
 			for i := 0; !done(); i++ {
 				if i == 50 {
-					t.Fatalf("rollout did not finish; pods %v", names(f.allPods()))
+					t.Fatalf("rollout did not finish; pods %v", names(f.Pods("default")))
 				}
 				f.reconcile("ds")
 				check("controller")
 				f.schedule()
 				check("scheduler")
-				f.agent()
+				f.Agent()
 				check("agent")
 			}
 			if maxUnavailable != tt.wantUnavailable || maxSurge != tt.wantSurge {
@@ -336,8 +334,8 @@ func TestOnDelete(t *testing.T) {
 	f.settle("ds")
 	f.changeDaemonSet("ds", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
 	f.settle("ds")
-	hash := templateHash(&f.daemonSet("ds").Spec.Template, nil)
-	for _, p := range f.allPods() {
+	hash := controller.TemplateHash(&f.daemonSet("ds").Spec.Template, nil)
+	for _, p := range f.Pods("default") {
 		if isUpdated(p, hash) {
 			t.Fatalf("OnDelete replaced %s", p.Name)
 		}
@@ -345,13 +343,13 @@ func TestOnDelete(t *testing.T) {
 	if st := f.daemonSet("ds").Status; st.UpdatedNumberScheduled != 0 || st.ObservedGeneration != 2 {
 		t.Errorf("status %+v", st)
 	}
-	victim := f.allPods()[0]
-	if err := f.client.Delete(f.ctx(), pods, victim, metav1.DeletePropagationBackground); err != nil {
+	victim := f.Pods("default")[0]
+	if err := f.Client.Delete(context.Background(), pods, victim, metav1.DeletePropagationBackground); err != nil {
 		t.Fatal(err)
 	}
 	f.settle("ds")
 	updated := 0
-	for _, p := range f.allPods() {
+	for _, p := range f.Pods("default") {
 		if isUpdated(p, hash) {
 			updated++
 		}
@@ -366,7 +364,7 @@ func TestNodeKeys(t *testing.T) {
 	f.addDaemonSet(daemonSet("a"))
 	f.addDaemonSet(daemonSet("b"))
 	f.addNode(node("n1"))
-	w, _ := f.store.FSM().Watch(fsmWatchNodes(f))
+	w, _ := f.Store.FSM().Watch(fsmWatchNodes(f))
 	defer w.Stop()
 	f.changeNode("n1", func(n *corev1.Node) {
 		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
@@ -375,7 +373,7 @@ func TestNodeKeys(t *testing.T) {
 	var got []int
 	for range 2 {
 		ev := <-w.Events()
-		got = append(got, len(f.r.Keys(f.client.State(), ev)))
+		got = append(got, len(f.r.Keys(f.Client.State(), ev)))
 	}
 	if !slices.Equal(got, []int{0, 2}) {
 		t.Errorf("keys per node change %v, want a status change ignored and a label change queuing both DaemonSets", got)
@@ -398,14 +396,17 @@ func TestMinReadySeconds(t *testing.T) {
 	f.addDaemonSet(daemonSet("ds", func(ds *appsv1.DaemonSet) { ds.Spec.MinReadySeconds = 10 }))
 	f.reconcile("ds")
 	f.schedule()
-	f.agent()
-	if d := f.reconcile("ds"); d != 10*time.Second {
-		t.Fatalf("requeue after %v, want 10s until the pod is available", d)
+	f.Agent()
+	// Available means ready for strictly more than minReadySeconds: the requeue lands just
+	// past the boundary, where the pod counts.
+	d := f.reconcile("ds")
+	if d <= 10*time.Second || d > 11*time.Second {
+		t.Fatalf("requeue after %v, want just over 10s until the pod is available", d)
 	}
 	if st := f.daemonSet("ds").Status; st.NumberReady != 1 || st.NumberAvailable != 0 || st.NumberUnavailable != 1 {
 		t.Fatalf("status %+v before minReadySeconds", st)
 	}
-	f.now = f.now.Add(11 * time.Second)
+	f.Advance(d)
 	if d := f.reconcile("ds"); d != 0 {
 		t.Fatalf("requeue after %v once available", d)
 	}

@@ -2,7 +2,6 @@ package daemonset
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"testing"
 	"time"
@@ -16,24 +15,21 @@ import (
 	"skiff/master/objects"
 )
 
-// fixture is a store, a fake clock, the controller under test, and a simulated scheduler
-// and agent that tests step by hand.
+// fixture is the controller under test in a controllertest world, whose scheduler and
+// agents tests step by hand.
 type fixture struct {
-	t      *testing.T
-	store  *controllertest.Store
-	client *controller.Client
-	now    time.Time
-	r      controller.Reconciler
+	*controllertest.Env
+	r controller.Reconciler
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, store: controllertest.New(), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	f.client = &controller.Client{Store: f.store, Now: func() time.Time { return f.now }}
-	f.r = New(f.client, nil)
-	return f
+	return withController(controllertest.NewEnv(t), nil)
 }
 
-func (f *fixture) ctx() context.Context { return context.Background() }
+// withController puts a DaemonSet controller recording through rec into env.
+func withController(env *controllertest.Env, rec *controller.Recorder) *fixture {
+	return &fixture{Env: env, r: New(env.Client, rec)}
+}
 
 func node(name string, mutate ...func(*corev1.Node)) *corev1.Node {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
@@ -56,29 +52,16 @@ func label(k, v string) func(*corev1.Node) {
 	}
 }
 
-func (f *fixture) addNode(n *corev1.Node) {
-	f.t.Helper()
-	if err := f.client.Create(f.ctx(), nodes, n); err != nil {
-		f.t.Fatalf("create node %s: %v", n.Name, err)
-	}
-}
+func (f *fixture) addNode(n *corev1.Node) { f.Create(nodes, n) }
 
 func (f *fixture) changeNode(name string, mutate func(*corev1.Node)) {
-	f.t.Helper()
-	n, err := controller.Get[*corev1.Node](f.client.State(), nodes, "", name)
-	if err != nil || n == nil {
-		f.t.Fatalf("get node %s: %v", name, err)
-	}
-	mutate(n)
-	if err := f.client.Update(f.ctx(), nodes, n, true); err != nil {
-		f.t.Fatalf("update node %s: %v", name, err)
-	}
+	controllertest.Change(f.Env, nodes, "", name, mutate)
 }
 
 func (f *fixture) removeNode(name string) {
-	f.t.Helper()
-	if _, err := f.client.Commit(f.ctx(), fsm.Delete(objects.Key(nodes, "", name), 0)); err != nil {
-		f.t.Fatalf("delete node %s: %v", name, err)
+	f.T.Helper()
+	if _, err := f.Client.Commit(context.Background(), fsm.Delete(objects.Key(nodes, "", name), 0)); err != nil {
+		f.T.Fatalf("delete node %s: %v", name, err)
 	}
 }
 
@@ -99,119 +82,45 @@ func daemonSet(name string, mutate ...func(*appsv1.DaemonSet)) *appsv1.DaemonSet
 	return ds
 }
 
-func (f *fixture) addDaemonSet(ds *appsv1.DaemonSet) {
-	f.t.Helper()
-	if err := f.client.Create(f.ctx(), daemonSets, ds); err != nil {
-		f.t.Fatalf("create daemonset: %v", err)
-	}
-}
+func (f *fixture) addDaemonSet(ds *appsv1.DaemonSet) { f.Create(daemonSets, ds) }
 
 func (f *fixture) daemonSet(name string) *appsv1.DaemonSet {
-	f.t.Helper()
-	ds, err := controller.Get[*appsv1.DaemonSet](f.client.State(), daemonSets, "default", name)
-	if err != nil || ds == nil {
-		f.t.Fatalf("get daemonset %s: %v", name, err)
-	}
-	return ds
+	return controllertest.Get[*appsv1.DaemonSet](f.Env, daemonSets, "default", name)
 }
 
 func (f *fixture) changeDaemonSet(name string, mutate func(*appsv1.DaemonSet)) {
-	f.t.Helper()
-	ds := f.daemonSet(name)
-	mutate(ds)
-	if err := f.client.Update(f.ctx(), daemonSets, ds, true); err != nil {
-		f.t.Fatalf("update daemonset: %v", err)
-	}
+	controllertest.Change(f.Env, daemonSets, "default", name, mutate)
 }
 
 // reconcile runs one pass; a RequeueAfter is returned to the caller as a duration.
 func (f *fixture) reconcile(name string) time.Duration {
-	f.t.Helper()
-	err := f.r.Reconcile(f.ctx(), objects.Key(daemonSets, "default", name))
-	var later controller.RequeueAfter
-	if errors.As(err, &later) {
-		return time.Duration(later)
-	}
-	if err != nil {
-		f.t.Fatalf("reconcile %s: %v", name, err)
-	}
-	return 0
-}
-
-func (f *fixture) allPods() []*corev1.Pod {
-	f.t.Helper()
-	ps, err := controller.List[*corev1.Pod](f.client.State(), pods, "default", nil)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return ps
-}
-
-// updatePod writes p; a concurrent write (in the Runner test) just loses, as it would
-// against the API server.
-func (f *fixture) updatePod(p *corev1.Pod) {
-	f.t.Helper()
-	if err := f.client.Update(f.ctx(), pods, p, false); err != nil && !controller.IsStale(err) {
-		f.t.Fatalf("update pod %s: %v", p.Name, err)
-	}
+	f.T.Helper()
+	return f.Reconcile(f.r, objects.Key(daemonSets, "default", name))
 }
 
 // schedule binds every unbound pod to the node its affinity pins it to, as the scheduler
 // does with daemon pods.
-func (f *fixture) schedule() {
-	f.t.Helper()
-	for _, p := range f.allPods() {
-		if p.Spec.NodeName != "" || p.DeletionTimestamp != nil {
-			continue
-		}
-		if n := targetNode(p); n != "" {
-			p.Spec.NodeName = n
-			f.updatePod(p)
-		}
-	}
-}
-
-// agent removes pods being deleted and starts bound pending pods (Running and Ready).
-func (f *fixture) agent() {
-	f.t.Helper()
-	for _, p := range f.allPods() {
-		switch {
-		case p.DeletionTimestamp != nil:
-			rev, _ := objects.ParseRV(p.ResourceVersion)
-			if _, err := f.client.Commit(f.ctx(), fsm.Delete(objects.Key(pods, p.Namespace, p.Name), rev)); err != nil && !controller.IsStale(err) {
-				f.t.Fatalf("remove pod %s: %v", p.Name, err)
-			}
-		case p.Spec.NodeName != "" && p.Status.Phase == corev1.PodPending:
-			setRunning(p, f.now)
-			f.updatePod(p)
-		}
-	}
-}
-
-func setRunning(p *corev1.Pod, now time.Time) {
-	p.Status.Phase = corev1.PodRunning
-	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now)}}
-}
+func (f *fixture) schedule() { f.Schedule(targetNode) }
 
 // settle runs controller, scheduler and agent until nothing changes.
 func (f *fixture) settle(name string) {
-	f.t.Helper()
+	f.T.Helper()
 	for range 30 {
-		before := f.store.Entries()
+		before := f.Store.Entries()
 		f.reconcile(name)
 		f.schedule()
-		f.agent()
-		if f.store.Entries() == before {
+		f.Agent()
+		if f.Store.Entries() == before {
 			return
 		}
 	}
-	f.t.Fatalf("daemonset %s did not settle", name)
+	f.T.Fatalf("daemonset %s did not settle", name)
 }
 
 // nodesWithPods lists the nodes that have a live (not terminating) pod, sorted.
 func (f *fixture) nodesWithPods() []string {
 	var out []string
-	for _, p := range f.allPods() {
+	for _, p := range f.Pods("default") {
 		if p.DeletionTimestamp == nil {
 			out = append(out, targetNode(p))
 		}
@@ -221,5 +130,5 @@ func (f *fixture) nodesWithPods() []string {
 }
 
 func fsmWatchNodes(f *fixture) fsm.WatchOptions {
-	return fsm.WatchOptions{Resource: objects.StoreResource(nodes), From: f.client.State().Revision()}
+	return fsm.WatchOptions{Resource: objects.StoreResource(nodes), From: f.Client.State().Revision()}
 }

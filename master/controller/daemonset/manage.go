@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"skiff/master/podstatus"
 )
 
 // manage keeps the per-node invariant: a pod on every node that should run one, none on
@@ -15,7 +16,7 @@ import (
 // no agent is left to confirm their termination. It returns how soon the DaemonSet needs
 // another look when a failed pod's replacement is held back.
 func (r *reconciler) manage(ctx context.Context, ds *appsv1.DaemonSet, w *world, fits *eligibility, hash string) (time.Duration, error) {
-	now := r.now()
+	now := r.client.Time()
 	surge := allowsSurge(ds)
 	var create []string
 	var del, force []*corev1.Pod
@@ -91,8 +92,10 @@ func excess(ds *appsv1.DaemonSet, live []*corev1.Pod, hash string, surge bool, n
 			extra = append(extra, p)
 		}
 	}
-	if oldestNew != nil && oldestOld != nil &&
-		(!isReady(oldestOld) || isAvailable(oldestNew, ds.Spec.MinReadySeconds, now)) {
+	if oldestNew == nil || oldestOld == nil {
+		return extra
+	}
+	if newAvailable, _ := podstatus.Available(oldestNew, ds.Spec.MinReadySeconds, now); newAvailable || !podstatus.Ready(oldestOld) {
 		extra = append(extra, oldestOld)
 	}
 	return extra
@@ -128,8 +131,10 @@ func allowsSurge(ds *appsv1.DaemonSet) bool {
 	return surge > 0
 }
 
+// sooner returns the earlier of two delays, zero meaning none (a pod that no wait makes
+// available asks for no requeue).
 func sooner(cur, d time.Duration) time.Duration {
-	if cur == 0 || d < cur {
+	if d > 0 && (cur == 0 || d < cur) {
 		return d
 	}
 	return cur

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/master/controller"
+	"skiff/master/podstatus"
 )
 
 // newPod builds the daemon pod for node from the template, as Kubernetes does: default
@@ -14,25 +15,9 @@ import (
 // node's name in place of the template's required terms (the controller has already
 // checked those), so the scheduler binds it there.
 func newPod(ds *appsv1.DaemonSet, node, hash string) *corev1.Pod {
-	t := ds.Spec.Template.DeepCopy()
-	addDefaultTolerations(&t.Spec)
-	podLabels := make(map[string]string, len(t.Labels)+1)
-	for k, v := range t.Labels {
-		podLabels[k] = v
-	}
-	podLabels[appsv1.DefaultDaemonSetUniqueLabelKey] = hash
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    ds.Name + "-",
-			Namespace:       ds.Namespace,
-			Labels:          podLabels,
-			Annotations:     t.Annotations,
-			Finalizers:      t.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{controller.OwnerReference(ds, daemonSets)},
-		},
-		Spec:   t.Spec,
-		Status: corev1.PodStatus{Phase: corev1.PodPending},
-	}
+	pod := controller.PodFromTemplate(&ds.Spec.Template, ds, daemonSets)
+	addDefaultTolerations(&pod.Spec)
+	pod.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] = hash
 	pod.Spec.Affinity = pinToNode(pod.Spec.Affinity, node)
 	return pod
 }
@@ -80,7 +65,7 @@ func targetNode(pod *corev1.Pod) string {
 func podsByNode(ps []*corev1.Pod) map[string][]*corev1.Pod {
 	out := map[string][]*corev1.Pod{}
 	for _, p := range ps {
-		if p.DeletionTimestamp != nil && terminal(p) {
+		if p.DeletionTimestamp != nil && podstatus.Terminal(p) {
 			continue
 		}
 		if n := targetNode(p); n != "" {
@@ -88,10 +73,6 @@ func podsByNode(ps []*corev1.Pod) map[string][]*corev1.Pod {
 		}
 	}
 	return out
-}
-
-func terminal(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
 }
 
 // sortOldestFirst orders pods bound before unbound, then oldest first, then by name (the

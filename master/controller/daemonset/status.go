@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"skiff/master/podstatus"
 )
 
 // updateStatus writes the counts `kubectl get ds` and `kubectl rollout status` read, if they
@@ -14,7 +15,7 @@ import (
 // pod, as Kubernetes does. It returns how soon a ready pod becomes available, when
 // minReadySeconds makes the counts change with time alone.
 func (r *reconciler) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, w *world, fits *eligibility, hash string) (time.Duration, error) {
-	now := r.now()
+	now := r.client.Time()
 	var s appsv1.DaemonSetStatus
 	var retry time.Duration
 	for _, node := range w.nodes {
@@ -33,9 +34,9 @@ func (r *reconciler) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, w *
 		s.CurrentNumberScheduled++
 		sortOldestFirst(onNode)
 		p := onNode[0]
-		if isReady(p) {
+		if podstatus.Ready(p) {
 			s.NumberReady++
-			if ok, wait := availableIn(p, ds.Spec.MinReadySeconds, now); ok {
+			if ok, wait := podstatus.Available(p, ds.Spec.MinReadySeconds, now); ok {
 				s.NumberAvailable++
 			} else {
 				retry = sooner(retry, wait)

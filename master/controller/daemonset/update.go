@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"skiff/master/podstatus"
 )
 
 // rollingUpdate replaces pods of an old revision, as Kubernetes' rollingUpdate does. Without
@@ -15,7 +16,7 @@ import (
 // the new ones. With surge it starts new pods beside old available ones, at most maxSurge
 // at a time, and deletes each old pod once its replacement is available.
 func (r *reconciler) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, w *world, fits *eligibility, hash string) error {
-	now := r.now()
+	now := r.client.Time()
 	desired := 0
 	eligible := map[string]bool{}
 	for _, node := range w.nodes {
@@ -29,7 +30,10 @@ func (r *reconciler) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, w 
 	}
 	maxUnavailable, maxSurge := rollingLimits(ds, desired)
 	names := slices.Sorted(maps.Keys(w.byNode)) // a stable order picks the same candidates each pass
-	available := func(p *corev1.Pod) bool { return isAvailable(p, ds.Spec.MinReadySeconds, now) }
+	available := func(p *corev1.Pod) bool {
+		ok, _ := podstatus.Available(p, ds.Spec.MinReadySeconds, now)
+		return ok
+	}
 
 	if maxSurge == 0 {
 		unavailable := 0

@@ -10,7 +10,6 @@ package deployment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -68,11 +67,7 @@ func (c *Controller) Keys(st *fsm.State, ev fsm.Event) []fsm.Key {
 	case objects.StoreResource(deployments):
 		return controller.SelfKey(ev)
 	case objects.StoreResource(replicaSets):
-		keys := controller.ControllerKeys(ev, deployments)
-		if ev.Type != fsm.Deleted && controllerOf(ev.Record) == nil {
-			keys = append(keys, adopters(st, ev.Record)...)
-		}
-		return keys
+		return controller.OwnerKeys(st, ev, deployments)
 	}
 	if ev.Type != fsm.Deleted {
 		return nil
@@ -81,41 +76,6 @@ func (c *Controller) Keys(st *fsm.State, ev fsm.Event) []fsm.Key {
 	for _, k := range controller.ControllerKeys(ev, replicaSets) {
 		if rec := st.Get(k); rec != nil {
 			keys = append(keys, controller.ControllerKeys(fsm.Event{Type: fsm.Modified, Record: rec}, deployments)...)
-		}
-	}
-	return keys
-}
-
-// controllerOf decodes only a stored object's metadata to find its controller.
-func controllerOf(rec *fsm.Record) *metav1.OwnerReference {
-	if len(rec.Meta.Owners) == 0 {
-		return nil
-	}
-	var obj struct {
-		Metadata metav1.ObjectMeta `json:"metadata"`
-	}
-	if json.Unmarshal(rec.Value, &obj) != nil {
-		return nil
-	}
-	return metav1.GetControllerOf(&obj.Metadata)
-}
-
-// adopters lists the Deployments of rs's namespace whose selector matches its labels.
-func adopters(st *fsm.State, rs *fsm.Record) []fsm.Key {
-	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(deployments), Namespace: rs.Key.Namespace})
-	var keys []fsm.Key
-	for _, rec := range recs {
-		var d struct {
-			Spec struct {
-				Selector *metav1.LabelSelector `json:"selector"`
-			} `json:"spec"`
-		}
-		if json.Unmarshal(rec.Value, &d) != nil {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Meta.Labels)) {
-			keys = append(keys, rec.Key)
 		}
 	}
 	return keys
@@ -159,8 +119,8 @@ func (c *Controller) Reconcile(ctx context.Context, key fsm.Key) error {
 	if err != nil {
 		return nil // validation rejects such selectors
 	}
-	r := &rollout{c: c, d: d, sel: sel, now: c.now()}
-	if r.rsList, err = r.claimReplicaSets(ctx, st, sel); err != nil {
+	r := &rollout{c: c, d: d, sel: sel, now: c.client.Time()}
+	if r.rsList, err = r.claimReplicaSets(ctx, sel); err != nil {
 		return err
 	}
 	syncErr := r.sync(ctx)
@@ -213,11 +173,4 @@ func (c *Controller) writeBack(ctx context.Context, orig, d *appsv1.Deployment) 
 	out := orig.DeepCopy()
 	out.Annotations, out.Status = d.Annotations, d.Status
 	return c.client.Update(ctx, deployments, out, false)
-}
-
-func (c *Controller) now() time.Time {
-	if c.client.Now == nil {
-		return time.Now()
-	}
-	return c.client.Now()
 }

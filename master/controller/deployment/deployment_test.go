@@ -12,7 +12,6 @@ import (
 	"skiff/fsm"
 	"skiff/master/controller"
 	"skiff/master/controller/controllertest"
-	"skiff/master/controller/replicaset"
 	"skiff/master/objects"
 	"skiff/master/registry"
 )
@@ -38,21 +37,6 @@ func TestResolveFenceposts(t *testing.T) {
 	}
 }
 
-func TestComputeHash(t *testing.T) {
-	a, a2, b := podTemplate("web:1"), podTemplate("web:1"), podTemplate("web:2")
-	if ComputeHash(&a, nil) != ComputeHash(&a2, nil) {
-		t.Fatal("equal templates hash differently")
-	}
-	if ComputeHash(&a, nil) == ComputeHash(&b, nil) || ComputeHash(&a, nil) == ComputeHash(&a, ptr(int32(1))) {
-		t.Fatal("different templates or collision counts hash the same")
-	}
-	for _, r := range ComputeHash(&a, nil) {
-		if !strings.ContainsRune("bcdfghjklmnpqrstvwxz2456789", r) {
-			t.Fatalf("hash %q is not in the safe alphabet", ComputeHash(&a, nil))
-		}
-	}
-}
-
 func TestInitialRolloutCreatesLabelledReplicaSet(t *testing.T) {
 	f := newFixture(t)
 	f.create(3, nil)
@@ -63,7 +47,7 @@ func TestInitialRolloutCreatesLabelledReplicaSet(t *testing.T) {
 		t.Fatalf("%d replica sets", len(rsList))
 	}
 	rs := rsList[0]
-	hash := ComputeHash(&d.Spec.Template, nil)
+	hash := controller.TemplateHash(&d.Spec.Template, nil)
 	if rs.Name != "web-"+hash {
 		t.Errorf("replica set %s, want web-%s", rs.Name, hash)
 	}
@@ -151,7 +135,7 @@ func TestRollingUpdateRespectsSurgeAndUnavailability(t *testing.T) {
 					t.Fatalf("step %d: %d available, fewer than %d", steps, available, tc.minAvail)
 				}
 			}
-			f.now = f.now.Add(time.Minute)
+			f.Advance(time.Minute)
 			f.update(setImage("web:2"))
 			f.converge(tc.perStep)
 			rsList := f.replicaSets()
@@ -228,7 +212,7 @@ func TestRollbackReusesOldReplicaSet(t *testing.T) {
 	f.create(4, nil)
 	f.converge(-1)
 	v1 := f.replicaSets()[0]
-	f.now = f.now.Add(time.Minute)
+	f.Advance(time.Minute)
 	f.update(setImage("web:2"))
 	f.converge(2)
 	// kubectl rollout undo: the old ReplicaSet's template without pod-template-hash.
@@ -273,7 +257,7 @@ func TestPauseStopsRolloutButNotScaling(t *testing.T) {
 		t.Errorf("a paused deployment asked for a progress check in %v", f.requeue)
 	}
 	// Time paused does not count against the deadline.
-	f.now = f.now.Add(time.Hour)
+	f.Advance(time.Hour)
 	f.update(func(d *appsv1.Deployment) { d.Spec.Paused = false })
 	f.reconcileDeployment()
 	if c := condition(f.deployment().Status, appsv1.DeploymentProgressing); c.Reason == timedOutReason || c.Reason == pausedDeployReason {
@@ -291,7 +275,7 @@ func TestRevisionHistoryLimitPrunesOldestReplicaSets(t *testing.T) {
 	f.create(2, func(d *appsv1.Deployment) { d.Spec.RevisionHistoryLimit = ptr(int32(2)) })
 	f.converge(-1)
 	for _, img := range []string{"web:2", "web:3", "web:4", "web:5"} {
-		f.now = f.now.Add(time.Minute)
+		f.Advance(time.Minute)
 		f.update(setImage(img))
 		f.converge(-1)
 	}
@@ -315,12 +299,12 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 	if f.requeue <= 0 || f.requeue > 61*time.Second {
 		t.Fatalf("progress check in %v", f.requeue)
 	}
-	f.now = f.now.Add(30 * time.Second)
+	f.Advance(30 * time.Second)
 	f.settle()
 	if c := condition(f.deployment().Status, appsv1.DeploymentProgressing); c.Status != corev1.ConditionTrue {
 		t.Fatalf("timed out early: %+v", c)
 	}
-	f.now = f.now.Add(31 * time.Second)
+	f.Advance(31 * time.Second)
 	f.settle()
 	c := condition(f.deployment().Status, appsv1.DeploymentProgressing)
 	if c.Status != corev1.ConditionFalse || c.Reason != timedOutReason || !strings.HasSuffix(c.Message, "has timed out progressing.") {
@@ -342,7 +326,7 @@ func TestProportionalScalingMidRollout(t *testing.T) {
 	f := newFixture(t)
 	f.create(10, rollingUpdate("3", "2"))
 	f.converge(-1)
-	f.now = f.now.Add(time.Minute)
+	f.Advance(time.Minute)
 	f.update(setImage("web:2"))
 	f.settle() // new ReplicaSet at 3 (surge), old at 8
 	f.schedule()
@@ -376,7 +360,7 @@ func TestAdoptsAndReleasesReplicaSets(t *testing.T) {
 	rs := f.replicaSets()[0]
 	// Orphan it (as kubectl delete --cascade=orphan of an old owner would): adopted again.
 	rs.OwnerReferences = nil
-	if err := f.client.Update(context.Background(), replicaSets, rs, false); err != nil {
+	if err := f.Client.Update(context.Background(), replicaSets, rs, false); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
@@ -386,7 +370,7 @@ func TestAdoptsAndReleasesReplicaSets(t *testing.T) {
 	// Relabel it out of the selector: released, and a new one made.
 	rs = f.replicaSets()[0]
 	rs.Labels = map[string]string{"app": "other"}
-	if err := f.client.Update(context.Background(), replicaSets, rs, false); err != nil {
+	if err := f.Client.Update(context.Background(), replicaSets, rs, false); err != nil {
 		t.Fatal(err)
 	}
 	// The released ReplicaSet still holds the name the template hashes to: a collision,
@@ -395,7 +379,7 @@ func TestAdoptsAndReleasesReplicaSets(t *testing.T) {
 	if !controller.IsStale(err) {
 		t.Fatalf("reconcile after release: %v", err)
 	}
-	got, _ := controller.Get[*appsv1.ReplicaSet](f.client.State(), replicaSets, "default", rs.Name)
+	got, _ := controller.Get[*appsv1.ReplicaSet](f.Client.State(), replicaSets, "default", rs.Name)
 	if len(got.OwnerReferences) != 0 {
 		t.Fatalf("not released: %+v", got.OwnerReferences)
 	}
@@ -408,7 +392,7 @@ func TestAdoptsAndReleasesReplicaSets(t *testing.T) {
 	for _, rs := range f.replicaSets() {
 		if len(rs.OwnerReferences) == 1 && rs.OwnerReferences[0].UID == d.UID {
 			owned++
-			if rs.Name != "web-"+ComputeHash(&d.Spec.Template, ptr(int32(1))) {
+			if rs.Name != "web-"+controller.TemplateHash(&d.Spec.Template, ptr(int32(1))) {
 				t.Fatalf("new replica set %s not named by the bumped collision count", rs.Name)
 			}
 		}
@@ -418,48 +402,34 @@ func TestAdoptsAndReleasesReplicaSets(t *testing.T) {
 	}
 }
 
-// Both controllers under controller.Runner, with a goroutine playing scheduler and agent,
-// carry a deployment through creation and an update to completion.
+// Both controllers under controller.Runner, with the test playing scheduler and agent
+// while it waits, carry a deployment through creation and an update to completion.
 func TestRunnersRollOut(t *testing.T) {
-	store := controllertest.New()
-	client := &controller.Client{Store: store}
-	rec := controller.NewRecorder(client, "deployment-controller", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var stopped []chan struct{}
-	start := func(fn func()) {
-		done := make(chan struct{})
-		stopped = append(stopped, done)
-		go func() { defer close(done); fn() }()
+	env := controllertest.NewLiveEnv(t)
+	rec := controller.NewRecorder(env.Client, "deployment-controller", nil)
+	f := withControllers(env, rec)
+	controllertest.Go(t, rec.Run,
+		(&controller.Runner{Name: "deployment", Reconciler: f.dc, Store: f.Store}).Run,
+		(&controller.Runner{Name: "replicaset", Reconciler: f.rsc, Store: f.Store}).Run)
+	// rolledOut plays the scheduler and the agents once, then checks the Deployment.
+	rolledOut := func(done func(*appsv1.Deployment) bool) func() bool {
+		return func() bool {
+			f.schedule()
+			f.Agent()
+			return done(f.deployment())
+		}
 	}
-	defer func() {
-		cancel()
-		for _, d := range stopped {
-			<-d
-		}
-	}()
-	dr := &controller.Runner{Name: "deployment", Reconciler: New(client, rec), Store: store}
-	rr := &controller.Runner{Name: "replicaset", Reconciler: replicaset.New(client, nil), Store: store}
-	start(func() { dr.Run(ctx) })
-	start(func() { rr.Run(ctx) })
-	start(func() { rec.Run(ctx) })
-	f := &fixture{t: t, store: store, client: client, now: time.Now()}
-	start(func() {
-		for ctx.Err() == nil {
-			f.now = time.Now()
-			agent(ctx, client)
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
 	f.create(4, nil)
-	waitFor(t, func() bool { d := f.deployment(); return rolloutDone(d) && d.Status.AvailableReplicas == 4 })
+	controllertest.WaitFor(t, "four available replicas", rolledOut(func(d *appsv1.Deployment) bool {
+		return rolloutDone(d) && d.Status.AvailableReplicas == 4
+	}))
 	f.update(setImage("web:2"))
-	waitFor(t, func() bool {
-		d := f.deployment()
+	controllertest.WaitFor(t, "the update rolled out", rolledOut(func(d *appsv1.Deployment) bool {
 		return rolloutDone(d) && d.Annotations[revisionAnnotation] == "2" &&
 			condition(d.Status, appsv1.DeploymentProgressing).Reason == newRSAvailableReason
-	})
-	waitFor(t, func() bool {
-		evs, _ := controller.List[*corev1.Event](client.State(), registry.Lookup("", "v1", "events"), "default", nil)
+	}))
+	controllertest.WaitFor(t, "the scaling event", func() bool {
+		evs, _ := controller.List[*corev1.Event](f.Client.State(), registry.Lookup("", "v1", "events"), "default", nil)
 		for _, ev := range evs {
 			if ev.Reason == "ScalingReplicaSet" && strings.HasPrefix(ev.Message, "Scaled up replica set web-") && strings.HasSuffix(ev.Message, " from 0 to 4") {
 				return true
@@ -469,41 +439,11 @@ func TestRunnersRollOut(t *testing.T) {
 	})
 }
 
-// agent binds, readies and reaps pods, tolerating races with the controllers.
-func agent(ctx context.Context, client *controller.Client) {
-	ps, _ := controller.List[*corev1.Pod](client.State(), pods, "", nil)
-	for _, p := range ps {
-		switch {
-		case p.DeletionTimestamp != nil:
-			rev, _ := objects.ParseRV(p.ResourceVersion)
-			_, _ = client.Commit(ctx, fsm.Delete(objects.Key(pods, p.Namespace, p.Name), rev))
-		case p.Spec.NodeName == "":
-			p.Spec.NodeName = "n1"
-			_ = client.Update(ctx, pods, p, false)
-		case !ready(p):
-			p.Status.Phase = corev1.PodRunning
-			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-			_ = client.Update(ctx, pods, p, false)
-		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestKeysMapChangesToDeployments(t *testing.T) {
 	f := newFixture(t)
 	f.create(1, nil)
 	f.converge(-1)
-	st := f.client.State()
+	st := f.Client.State()
 	rs := f.replicaSets()[0]
 	rsRec := st.Get(objects.Key(replicaSets, "default", rs.Name))
 	pod := f.pods()[0]
@@ -525,11 +465,11 @@ func TestKeysMapChangesToDeployments(t *testing.T) {
 	}
 	// An orphan replica set concerns the deployments whose selector matches it.
 	rs.OwnerReferences = nil
-	if err := f.client.Update(context.Background(), replicaSets, rs, false); err != nil {
+	if err := f.Client.Update(context.Background(), replicaSets, rs, false); err != nil {
 		t.Fatal(err)
 	}
-	rec := f.client.State().Get(objects.Key(replicaSets, "default", rs.Name))
-	if keys := f.dc.Keys(f.client.State(), fsm.Event{Type: fsm.Modified, Record: rec, Prev: rsRec}); len(keys) != 2 || keys[0] != want || keys[1] != want {
+	rec := f.Client.State().Get(objects.Key(replicaSets, "default", rs.Name))
+	if keys := f.dc.Keys(f.Client.State(), fsm.Event{Type: fsm.Modified, Record: rec, Prev: rsRec}); len(keys) != 2 || keys[0] != want || keys[1] != want {
 		t.Errorf("orphaned replica set: keys %v (want the old owner and the adopter)", keys)
 	}
 }

@@ -1,34 +1,13 @@
 package deployment
 
 import (
-	"encoding/binary"
-	"fmt"
-	"hash/fnv"
 	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/dump"
 )
-
-// ComputeHash returns the pod-template-hash of template as Kubernetes computes it: FNV-32a
-// over the template's hash dump, then the collision count (when set) as eight
-// little-endian bytes, rendered with rand.SafeEncodeString. Equal templates give equal
-// names, so a ReplicaSet is found again after a leader change; the collision count moves
-// the name off a ReplicaSet that already took it.
-func ComputeHash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%v", dump.ForHash(*template))
-	if collisionCount != nil {
-		b := make([]byte, 8)
-		binary.LittleEndian.PutUint32(b, uint32(*collisionCount))
-		h.Write(b)
-	}
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
 
 // equalIgnoreHash compares two pod templates ignoring the pod-template-hash label: the
 // ReplicaSet's template is the Deployment's plus that label. This is how an undo (which

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
+	"skiff/master/podstatus"
 )
 
 // rolloutRecreate scales every old ReplicaSet to zero, waits until none of their pods runs
@@ -65,7 +65,7 @@ func (r *rollout) oldPodsRunning(newRS *appsv1.ReplicaSet, oldRSs []*appsv1.Repl
 			continue
 		}
 		for _, p := range ps {
-			if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			if !podstatus.Terminal(p) {
 				return true, nil
 			}
 		}

@@ -54,7 +54,7 @@ func (r *rollout) newReplicaSet(ctx context.Context, oldRSs []*appsv1.ReplicaSet
 		return nil, nil
 	}
 
-	hash := ComputeHash(&d.Spec.Template, d.Status.CollisionCount)
+	hash := controller.TemplateHash(&d.Spec.Template, d.Status.CollisionCount)
 	template := *d.Spec.Template.DeepCopy()
 	template.Labels = withLabel(d.Spec.Template.Labels, appsv1.DefaultDeploymentUniqueLabelKey, hash)
 	rs := &appsv1.ReplicaSet{

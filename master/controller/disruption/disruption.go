@@ -20,6 +20,7 @@ import (
 	"skiff/fsm"
 	"skiff/master/controller"
 	"skiff/master/objects"
+	"skiff/master/podstatus"
 	"skiff/master/registry"
 )
 
@@ -145,7 +146,7 @@ func (c *Controller) compute(st *fsm.State, pdb *policyv1.PodDisruptionBudget, s
 	}
 	healthy := int32(0)
 	for _, p := range selected {
-		if p.DeletionTimestamp == nil && podReady(p) && !isDisrupted(disrupted, p.Name) {
+		if p.DeletionTimestamp == nil && podstatus.Ready(p) && !isDisrupted(disrupted, p.Name) {
 			healthy++
 		}
 	}
@@ -242,15 +243,6 @@ func (c *Controller) controllerScale(st *fsm.State, ns string, ref *metav1.Owner
 		return 0
 	}
 	return 1
-}
-
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func isDisrupted(disrupted map[string]metav1.Time, name string) bool {

@@ -17,26 +17,23 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// fixture is a controllertest world holding a ReplicaSet "web" with replicas running pods,
+// the first ready of them ready.
 type fixture struct {
-	t   *testing.T
-	c   *controller.Client
-	now time.Time
-	rs  *appsv1.ReplicaSet
+	*controllertest.Env
+	rs *appsv1.ReplicaSet
 }
 
 func newFixture(t *testing.T, replicas int32, ready int) *fixture {
-	f := &fixture{t: t, now: t0}
-	f.c = &controller.Client{Store: controllertest.New(), Now: func() time.Time { return f.now }}
-	ctx := context.Background()
+	f := &fixture{Env: controllertest.NewEnv(t)}
+	f.SetNow(t0)
 	f.rs = &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}},
 	}
-	if err := f.c.Create(ctx, replicasets, f.rs); err != nil {
-		t.Fatal(err)
-	}
+	f.Create(replicasets, f.rs)
 	for i := range int(replicas) {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-" + string(rune('a'+i)), Namespace: "default", Labels: map[string]string{"app": "web"},
 			OwnerReferences: []metav1.OwnerReference{controller.OwnerReference(f.rs, replicasets)}},
@@ -47,36 +44,21 @@ func newFixture(t *testing.T, replicas int32, ready int) *fixture {
 			status = corev1.ConditionTrue
 		}
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
-		podStatus := p.Status
-		if err := f.c.Create(ctx, pods, p); err != nil {
-			t.Fatal(err)
-		}
-		p.Status = podStatus // as the agent reports it
-		if err := f.c.Update(ctx, pods, p, false); err != nil {
-			t.Fatal(err)
-		}
+		f.CreatePod(p)
 	}
 	return f
 }
 
 func (f *fixture) budget(spec policyv1.PodDisruptionBudgetSpec, disrupted map[string]metav1.Time) policyv1.PodDisruptionBudgetStatus {
-	f.t.Helper()
-	ctx := context.Background()
+	f.T.Helper()
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"}, Spec: spec}
-	if err := f.c.Create(ctx, pdbs, pdb); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(pdbs, pdb)
 	if disrupted != nil {
 		pdb.Status.DisruptedPods = disrupted
-		if err := f.c.Update(ctx, pdbs, pdb, false); err != nil {
-			f.t.Fatal(err)
-		}
+		f.Update(pdbs, pdb, false)
 	}
-	err := New(f.c, nil).Reconcile(ctx, objects.Key(pdbs, "default", "b"))
-	if _, later := err.(controller.RequeueAfter); err != nil && !later {
-		f.t.Fatal(err)
-	}
-	got, _ := controller.Get[*policyv1.PodDisruptionBudget](f.c.State(), pdbs, "default", "b")
+	f.Reconcile(New(f.Client, nil), objects.Key(pdbs, "default", "b"))
+	got, _ := controller.Get[*policyv1.PodDisruptionBudget](f.Client.State(), pdbs, "default", "b")
 	return got.Status
 }
 
@@ -130,23 +112,23 @@ func TestDeploymentScaleCountsAndUnchangedStatusIsNotRewritten(t *testing.T) {
 	replicas := int32(4)
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: f.rs.Spec.Selector, Template: f.rs.Spec.Template}}
-	if err := f.c.Create(ctx, deployments, d); err != nil {
+	if err := f.Client.Create(ctx, deployments, d); err != nil {
 		t.Fatal(err)
 	}
 	f.rs.OwnerReferences = []metav1.OwnerReference{controller.OwnerReference(d, deployments)}
-	if err := f.c.Update(ctx, replicasets, f.rs, false); err != nil {
+	if err := f.Client.Update(ctx, replicasets, f.rs, false); err != nil {
 		t.Fatal(err)
 	}
 	s := f.budget(policyv1.PodDisruptionBudgetSpec{Selector: f.rs.Spec.Selector, MaxUnavailable: &intstr.IntOrString{Type: intstr.String, StrVal: "25%"}}, nil)
 	if s.ExpectedPods != 4 || s.DesiredHealthy != 3 || s.DisruptionsAllowed != 0 {
 		t.Fatalf("deployment-scaled budget: %+v", s)
 	}
-	rev := f.c.State().Revision()
-	f.now = f.now.Add(time.Minute)
-	if err := New(f.c, nil).Reconcile(ctx, objects.Key(pdbs, "default", "b")); err != nil {
+	rev := f.Client.State().Revision()
+	f.Advance(time.Minute)
+	if err := New(f.Client, nil).Reconcile(ctx, objects.Key(pdbs, "default", "b")); err != nil {
 		t.Fatal(err)
 	}
-	if f.c.State().Revision() != rev {
+	if f.Client.State().Revision() != rev {
 		t.Fatal("an unchanged status was written again")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"skiff/fsm"
 	"skiff/master/controller"
 	"skiff/master/objects"
+	"skiff/master/podstatus"
 	"skiff/master/registry"
 )
 
@@ -117,7 +118,7 @@ func Subsets(svc *corev1.Service, selected []*corev1.Pod) []corev1.EndpointSubse
 	}
 	groups := map[string]*group{}
 	for _, pod := range selected {
-		if pod.Status.PodIP == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if pod.Status.PodIP == "" || podstatus.Terminal(pod) {
 			continue
 		}
 		if pod.DeletionTimestamp != nil && !svc.Spec.PublishNotReadyAddresses {
@@ -144,7 +145,7 @@ func Subsets(svc *corev1.Service, selected []*corev1.Pod) []corev1.EndpointSubse
 		if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name {
 			addr.Hostname = pod.Spec.Hostname
 		}
-		if svc.Spec.PublishNotReadyAddresses || podReady(pod) {
+		if svc.Spec.PublishNotReadyAddresses || podstatus.Ready(pod) {
 			g.ready = append(g.ready, addr)
 		} else {
 			g.notReady = append(g.notReady, addr)
@@ -211,13 +212,4 @@ func sortAddresses(a []corev1.EndpointAddress) {
 		}
 		return a[i].TargetRef.Name < a[j].TargetRef.Name
 	})
-}
-
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -3,7 +3,6 @@ package endpoints
 import (
 	"context"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,10 +11,6 @@ import (
 	"skiff/master/controller/controllertest"
 	"skiff/master/objects"
 )
-
-func newClient() *controller.Client {
-	return &controller.Client{Store: controllertest.New(), Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}
-}
 
 func service(name string, selector map[string]string) *corev1.Service {
 	return &corev1.Service{
@@ -40,25 +35,6 @@ func testPod(name, ip string, ready bool, webPort int32) *corev1.Pod {
 	}
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
 	return p
-}
-
-func mustCreate(t *testing.T, c *controller.Client, obj interface{ GetName() string }) {
-	t.Helper()
-	var err error
-	switch o := obj.(type) {
-	case *corev1.Service:
-		err = c.Create(context.Background(), services, o)
-	case *corev1.Pod:
-		// A create leaves a pod Pending, as the API does; the agent's status comes after.
-		status := o.Status
-		if err = c.Create(context.Background(), pods, o); err == nil {
-			o.Status = status
-			err = c.Update(context.Background(), pods, o, false)
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestSubsetsGroupReadyAndNotReadyByResolvedPorts(t *testing.T) {
@@ -94,10 +70,11 @@ func TestSubsetsGroupReadyAndNotReadyByResolvedPorts(t *testing.T) {
 
 func TestReconcileCreatesUpdatesAndDeletes(t *testing.T) {
 	ctx := context.Background()
-	c := newClient()
+	env := controllertest.NewEnv(t)
+	c := env.Client
 	ctl := New(c)
-	mustCreate(t, c, service("web", map[string]string{"app": "web"}))
-	mustCreate(t, c, testPod("a", "10.0.0.1", true, 8080))
+	env.Create(services, service("web", map[string]string{"app": "web"}))
+	env.CreatePod(testPod("a", "10.0.0.1", true, 8080))
 	key := objects.Key(services, "default", "web")
 	if err := ctl.Reconcile(ctx, key); err != nil {
 		t.Fatal(err)
@@ -115,7 +92,7 @@ func TestReconcileCreatesUpdatesAndDeletes(t *testing.T) {
 	}
 	// A matching pod's change maps to the service.
 	p := testPod("b", "10.0.0.2", false, 8080)
-	mustCreate(t, c, p)
+	env.CreatePod(p)
 	if err := ctl.Reconcile(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +111,7 @@ func TestReconcileCreatesUpdatesAndDeletes(t *testing.T) {
 		t.Fatal("endpoints of a deleted service remain")
 	}
 	// A service without a selector is not ours.
-	mustCreate(t, c, service("manual", nil))
+	env.Create(services, service("manual", nil))
 	if err := ctl.Reconcile(ctx, objects.Key(services, "default", "manual")); err != nil {
 		t.Fatal(err)
 	}
@@ -144,25 +121,14 @@ func TestReconcileCreatesUpdatesAndDeletes(t *testing.T) {
 }
 
 func TestRunnerFollowsPods(t *testing.T) {
-	c := newClient()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &controller.Runner{Name: "endpoints", Reconciler: New(c), Store: c.Store}
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	mustCreate(t, c, service("web", map[string]string{"app": "web"}))
+	env := controllertest.NewEnv(t)
+	controllertest.Go(t, (&controller.Runner{Name: "endpoints", Reconciler: New(env.Client), Store: env.Store}).Run)
+	env.Create(services, service("web", map[string]string{"app": "web"}))
 	for i, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
-		mustCreate(t, c, testPod(string(rune('a'+i)), ip, true, 8080))
+		env.CreatePod(testPod(string(rune('a'+i)), ip, true, 8080))
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ep, _ := controller.Get[*corev1.Endpoints](c.State(), endpoints, "default", "web")
-		if ep != nil && len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 3 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("endpoints never listed the 3 pods: %+v", ep)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	controllertest.WaitFor(t, "the endpoints listing the 3 pods", func() bool {
+		ep, _ := controller.Get[*corev1.Endpoints](env.Client.State(), endpoints, "default", "web")
+		return ep != nil && len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 3
+	})
 }

@@ -4,42 +4,12 @@ import (
 	"context"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"skiff/fsm"
-	"skiff/master/controller"
 	"skiff/master/objects"
 	"skiff/master/registry"
 )
-
-// RemoveFinalizerOps returns what removing finalizer from obj takes, with the API server's
-// rule for updates: an object being deleted whose last finalizer goes is removed. Two kinds
-// are only updated, because someone else finishes them: a pod still within its grace period
-// (deletionGracePeriodSeconds above zero), which its agent stops and then removes, as the
-// kubelet does; and a Namespace, which the namespace finalizer empties before removing it.
-// It returns no ops when obj does not carry the finalizer. obj is changed in place.
-func RemoveFinalizerOps(c *controller.Client, r *registry.Resource, obj runtime.Object, finalizer string) ([]fsm.Op, error) {
-	acc := objects.Accessor(obj)
-	if !slices.Contains(acc.GetFinalizers(), finalizer) {
-		return nil, nil
-	}
-	acc.SetFinalizers(slices.DeleteFunc(acc.GetFinalizers(), func(f string) bool { return f == finalizer }))
-	grace := acc.GetDeletionGracePeriodSeconds()
-	_, namespace := obj.(*corev1.Namespace)
-	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (grace == nil || *grace == 0) && !namespace {
-		rev, err := objects.ParseRV(acc.GetResourceVersion())
-		if err != nil {
-			return nil, err
-		}
-		return []fsm.Op{fsm.Delete(objects.Key(r, acc.GetNamespace(), acc.GetName()), rev)}, nil
-	}
-	op, err := c.UpdateOp(r, obj, false)
-	if err != nil {
-		return nil, err
-	}
-	return []fsm.Op{op}, nil
-}
 
 // foreground works on an owner deleted in the foreground: each dependent not yet being
 // deleted is collected (deleted, or released if it has another live owner); once no
@@ -49,7 +19,7 @@ func RemoveFinalizerOps(c *controller.Client, r *registry.Resource, obj runtime.
 func (g *collector) foreground(ctx context.Context, st *fsm.State, r *registry.Resource, owner runtime.Object) error {
 	deps := st.Dependents(string(objects.Accessor(owner).GetUID()))
 	if len(deps) == 0 {
-		ops, err := RemoveFinalizerOps(g.client, r, owner, metav1.FinalizerDeleteDependents)
+		ops, err := g.client.RemoveFinalizerOps(r, owner, metav1.FinalizerDeleteDependents)
 		if err != nil {
 			return err
 		}
@@ -113,7 +83,7 @@ func (g *collector) orphan(ctx context.Context, st *fsm.State, r *registry.Resou
 			ops = nil
 		}
 	}
-	fin, err := RemoveFinalizerOps(g.client, r, owner, metav1.FinalizerOrphanDependents)
+	fin, err := g.client.RemoveFinalizerOps(r, owner, metav1.FinalizerOrphanDependents)
 	if err != nil {
 		return err
 	}

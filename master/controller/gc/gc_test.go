@@ -20,17 +20,16 @@ var (
 	now        = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 )
 
+// fixture is the collector in a controllertest world whose clock stands at now.
 type fixture struct {
-	t      *testing.T
-	store  *controllertest.Store
-	client *controller.Client
-	gc     controller.Reconciler
+	*controllertest.Env
+	gc controller.Reconciler
 }
 
 func newFixture(t *testing.T) *fixture {
-	store := controllertest.New()
-	client := &controller.Client{Store: store, Now: func() time.Time { return now }}
-	return &fixture{t: t, store: store, client: client, gc: New(client)}
+	env := controllertest.NewEnv(t)
+	env.SetNow(now)
+	return &fixture{Env: env, gc: New(env.Client)}
 }
 
 func ref(owner metav1.Object, kind string) metav1.OwnerReference {
@@ -39,58 +38,54 @@ func ref(owner metav1.Object, kind string) metav1.OwnerReference {
 
 // configMap creates a ConfigMap owned by refs.
 func (f *fixture) configMap(name string, refs ...metav1.OwnerReference) *corev1.ConfigMap {
-	f.t.Helper()
+	f.T.Helper()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", OwnerReferences: refs}}
-	if err := f.client.Create(context.Background(), configmaps, cm); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(configmaps, cm)
 	return cm
 }
 
 // pod creates a pod bound to a node (so its deletion is graceful), owned by refs.
 func (f *fixture) pod(name string, refs ...metav1.OwnerReference) *corev1.Pod {
-	f.t.Helper()
+	f.T.Helper()
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", OwnerReferences: refs},
 		Spec:       corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	if err := f.client.Create(context.Background(), pods, p); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(pods, p)
 	return p
 }
 
 func (f *fixture) get(name string) *corev1.ConfigMap {
-	cm, err := controller.Get[*corev1.ConfigMap](f.client.State(), configmaps, "default", name)
+	cm, err := controller.Get[*corev1.ConfigMap](f.Client.State(), configmaps, "default", name)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return cm
 }
 
 func (f *fixture) delete(name string, policy metav1.DeletionPropagation) {
-	f.t.Helper()
-	if err := f.client.Delete(context.Background(), configmaps, f.get(name), policy); err != nil {
-		f.t.Fatal(err)
+	f.T.Helper()
+	if err := f.Client.Delete(context.Background(), configmaps, f.get(name), policy); err != nil {
+		f.T.Fatal(err)
 	}
 }
 
 // settle reconciles every key the sweep finds until the store stops changing, as the
 // runner's resyncs would.
 func (f *fixture) settle() {
-	f.t.Helper()
+	f.T.Helper()
 	for range 10 {
-		before := f.store.Entries()
-		for _, k := range f.gc.Primary(f.client.State()) {
+		before := f.Store.Entries()
+		for _, k := range f.gc.Primary(f.Client.State()) {
 			if err := f.gc.Reconcile(context.Background(), k); err != nil {
-				f.t.Fatalf("reconcile %s: %v", k, err)
+				f.T.Fatalf("reconcile %s: %v", k, err)
 			}
 		}
-		if f.store.Entries() == before {
+		if f.Store.Entries() == before {
 			return
 		}
 	}
-	f.t.Fatal("the collector did not settle")
+	f.T.Fatal("the collector did not settle")
 }
 
 func TestCollectorBackground(t *testing.T) {
@@ -158,7 +153,7 @@ func TestCollectorBackground(t *testing.T) {
 		},
 		gone: []string{"owner"},
 		check: func(t *testing.T, f *fixture) {
-			p, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", "p")
+			p, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", "p")
 			if p == nil || p.DeletionTimestamp == nil || *p.DeletionGracePeriodSeconds != 30 {
 				t.Fatalf("pod should be terminating with its grace period: %+v", p)
 			}
@@ -231,9 +226,9 @@ func TestCollectorForegroundWaitsForTerminatingPods(t *testing.T) {
 		t.Fatal("owner removed while its pod still terminates")
 	}
 	// The agent finishes the pod.
-	p, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", "p")
+	p, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", "p")
 	rev, _ := objects.ParseRV(p.ResourceVersion)
-	if _, err := f.client.Commit(context.Background(), fsm.Delete(objects.Key(pods, "default", "p"), rev)); err != nil {
+	if _, err := f.Client.Commit(context.Background(), fsm.Delete(objects.Key(pods, "default", "p"), rev)); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
@@ -259,76 +254,25 @@ func TestCollectorOrphanReleasesDependents(t *testing.T) {
 	}
 }
 
-func TestRemoveFinalizerOpsDeletesOnlyWhenNothingWaits(t *testing.T) {
-	grace := func(s int64) *int64 { return &s }
-	ts := metav1.NewTime(now)
-	tests := []struct {
-		name       string
-		meta       metav1.ObjectMeta
-		wantDelete bool
-		wantOps    int
-	}{
-		{"not carried", metav1.ObjectMeta{Finalizers: []string{"other"}}, false, 0},
-		{"not being deleted", metav1.ObjectMeta{Finalizers: []string{"f"}}, false, 1},
-		{"last finalizer of a deleted object", metav1.ObjectMeta{Finalizers: []string{"f"}, DeletionTimestamp: &ts, DeletionGracePeriodSeconds: grace(0)}, true, 1},
-		{"another finalizer remains", metav1.ObjectMeta{Finalizers: []string{"f", "g"}, DeletionTimestamp: &ts, DeletionGracePeriodSeconds: grace(0)}, false, 1},
-		{"a pod within its grace period", metav1.ObjectMeta{Finalizers: []string{"f"}, DeletionTimestamp: &ts, DeletionGracePeriodSeconds: grace(30)}, false, 1},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			p := &corev1.Pod{ObjectMeta: tc.meta}
-			p.Name, p.Namespace, p.ResourceVersion = "p", "default", "7"
-			ops, err := RemoveFinalizerOps(f.client, pods, p, "f")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(ops) != tc.wantOps {
-				t.Fatalf("ops = %d, want %d", len(ops), tc.wantOps)
-			}
-			if tc.wantOps > 0 && (ops[0].Kind == fsm.OpDelete) != tc.wantDelete {
-				t.Fatalf("op kind = %v, want delete %v", ops[0].Kind, tc.wantDelete)
-			}
-		})
-	}
-}
-
-func TestRemoveFinalizerOpsLeavesNamespacesToTheirFinalizer(t *testing.T) {
-	f := newFixture(t)
-	ts := metav1.NewTime(now)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gone", ResourceVersion: "3", DeletionTimestamp: &ts,
-		Finalizers: []string{metav1.FinalizerDeleteDependents}}}
-	ops, err := RemoveFinalizerOps(f.client, registry.Lookup("", "v1", "namespaces"), ns, metav1.FinalizerDeleteDependents)
-	if err != nil || len(ops) != 1 || ops[0].Kind != fsm.OpUpdate {
-		t.Fatalf("ops %+v, err %v: want one update", ops, err)
-	}
-}
-
 func TestKeysMapADeletedOwnerToItsDependents(t *testing.T) {
 	f := newFixture(t)
 	o := f.configMap("owner")
 	f.configMap("dep", ref(o, "ConfigMap"))
-	rec := f.client.State().Get(objects.Key(configmaps, "default", "owner"))
-	keys := f.gc.Keys(f.client.State(), fsm.Event{Type: fsm.Deleted, Record: rec})
+	rec := f.Client.State().Get(objects.Key(configmaps, "default", "owner"))
+	keys := f.gc.Keys(f.Client.State(), fsm.Event{Type: fsm.Deleted, Record: rec})
 	if len(keys) != 1 || keys[0].Name != "dep" {
 		t.Fatalf("keys = %v, want dep", keys)
 	}
 	// An update that changes nothing about owners concerns nobody.
-	dep := f.client.State().Get(objects.Key(configmaps, "default", "dep"))
-	if keys := f.gc.Keys(f.client.State(), fsm.Event{Type: fsm.Modified, Record: dep, Prev: dep}); len(keys) != 0 {
+	dep := f.Client.State().Get(objects.Key(configmaps, "default", "dep"))
+	if keys := f.gc.Keys(f.Client.State(), fsm.Event{Type: fsm.Modified, Record: dep, Prev: dep}); len(keys) != 0 {
 		t.Fatalf("keys = %v, want none", keys)
 	}
 }
 
 func TestRunnerCollectsCascades(t *testing.T) {
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		(&controller.Runner{Name: "gc", Reconciler: f.gc, Store: f.store, Resync: time.Hour}).Run(ctx)
-	}()
+	controllertest.Go(t, (&controller.Runner{Name: "gc", Reconciler: f.gc, Store: f.Store, Resync: time.Hour}).Run)
 	bg := f.configMap("bg")
 	for _, n := range []string{"bg-1", "bg-2"} {
 		f.configMap(n, ref(bg, "ConfigMap"))
@@ -337,22 +281,12 @@ func TestRunnerCollectsCascades(t *testing.T) {
 	f.configMap("fg-1", ref(fg, "ConfigMap"))
 	f.delete("bg", metav1.DeletePropagationBackground)
 	f.delete("fg", metav1.DeletePropagationForeground)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		left := 0
+	controllertest.WaitFor(t, "both cascades collected", func() bool {
 		for _, n := range []string{"bg", "bg-1", "bg-2", "fg", "fg-1"} {
 			if f.get(n) != nil {
-				left++
+				return false
 			}
 		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d objects left", left)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+		return true
+	})
 }

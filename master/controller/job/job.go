@@ -23,7 +23,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/fsm"
 	"skiff/master/controller"
-	"skiff/master/controller/gc"
 	"skiff/master/objects"
 	"skiff/master/registry"
 )
@@ -104,15 +103,9 @@ func (r *reconciler) Reconcile(ctx context.Context, key fsm.Key) error {
 	if err != nil || job == nil {
 		return err
 	}
-	all, err := controller.Owned[*corev1.Pod](st, pods, job)
+	owned, err := controller.Controlled[*corev1.Pod](st, pods, job)
 	if err != nil {
 		return err
-	}
-	owned := all[:0]
-	for _, p := range all {
-		if metav1.IsControlledBy(p, job) {
-			owned = append(owned, p)
-		}
 	}
 	if job.DeletionTimestamp != nil || finished(job) {
 		// Nothing is counted any more: release every pod so none stays stuck deleting.
@@ -128,7 +121,7 @@ func (r *reconciler) Reconcile(ctx context.Context, key fsm.Key) error {
 func (r *reconciler) release(ctx context.Context, owned []*corev1.Pod) error {
 	var ops []fsm.Op
 	for _, p := range owned {
-		more, err := gc.RemoveFinalizerOps(r.client, pods, p, batchv1.JobTrackingFinalizer)
+		more, err := r.client.RemoveFinalizerOps(pods, p, batchv1.JobTrackingFinalizer)
 		if err != nil {
 			return err
 		}

@@ -2,9 +2,7 @@ package job
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,28 +14,23 @@ import (
 	"skiff/master/controller/controllertest"
 	"skiff/master/controller/gc"
 	"skiff/master/objects"
+	"skiff/master/podstatus"
 	"skiff/master/registry"
 )
 
 var start = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
+// fixture is the Job controller in a controllertest world whose clock starts at start.
 type fixture struct {
-	t      *testing.T
-	store  *controllertest.Store
-	client *controller.Client
-	r      controller.Reconciler
-	mu     sync.Mutex
-	now    time.Time
+	*controllertest.Env
+	r controller.Reconciler
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, store: controllertest.New(), now: start}
-	f.client = &controller.Client{Store: f.store, Now: func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }}
-	f.r = New(f.client, nil)
-	return f
+	env := controllertest.NewEnv(t)
+	env.SetNow(start)
+	return &fixture{Env: env, r: New(env.Client, nil)}
 }
-
-func (f *fixture) advance(d time.Duration) { f.mu.Lock(); f.now = f.now.Add(d); f.mu.Unlock() }
 
 func i32(v int32) *int32 { return &v }
 func i64(v int64) *int64 { return &v }
@@ -57,31 +50,24 @@ func newJob(name string, mutate func(*batchv1.Job)) *batchv1.Job {
 }
 
 func (f *fixture) create(j *batchv1.Job) *batchv1.Job {
-	f.t.Helper()
-	if err := f.client.Create(context.Background(), jobs, j); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(jobs, j)
 	return j
 }
 
 func (f *fixture) job(name string) *batchv1.Job {
-	f.t.Helper()
-	j, err := controller.Get[*batchv1.Job](f.client.State(), jobs, "default", name)
+	f.T.Helper()
+	j, err := controller.Get[*batchv1.Job](f.Client.State(), jobs, "default", name)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return j
 }
 
 // pods lists the Job's pods (by the job-name label), oldest name first.
 func (f *fixture) pods(job string) []*corev1.Pod {
-	f.t.Helper()
+	f.T.Helper()
 	var out []*corev1.Pod
-	all, err := controller.List[*corev1.Pod](f.client.State(), pods, "default", nil)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	for _, p := range all {
+	for _, p := range f.Pods("default") {
 		if p.Labels[batchv1.JobNameLabel] == job {
 			out = append(out, p)
 		}
@@ -91,30 +77,20 @@ func (f *fixture) pods(job string) []*corev1.Pod {
 
 // sync reconciles the Job and returns the requeue asked for (zero if none).
 func (f *fixture) sync(name string) time.Duration {
-	f.t.Helper()
-	err := f.r.Reconcile(context.Background(), objects.Key(jobs, "default", name))
-	var later controller.RequeueAfter
-	if errors.As(err, &later) {
-		return time.Duration(later)
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return 0
+	f.T.Helper()
+	return f.Reconcile(f.r, objects.Key(jobs, "default", name))
 }
 
 // setPod changes a pod as its agent or a user would.
 func (f *fixture) setPod(p *corev1.Pod, mutate func(*corev1.Pod)) {
-	f.t.Helper()
-	cur, _ := controller.Get[*corev1.Pod](f.client.State(), pods, p.Namespace, p.Name)
+	f.T.Helper()
+	cur, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, p.Namespace, p.Name)
 	mutate(cur)
-	if err := f.client.Update(context.Background(), pods, cur, false); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Update(pods, cur, false)
 }
 
 func (f *fixture) finish(p *corev1.Pod, phase corev1.PodPhase) {
-	f.t.Helper()
+	f.T.Helper()
 	f.setPod(p, func(p *corev1.Pod) {
 		p.Spec.NodeName = "n1"
 		p.Status.Phase = phase
@@ -123,12 +99,12 @@ func (f *fixture) finish(p *corev1.Pod, phase corev1.PodPhase) {
 			code = 1
 		}
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{
-			Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: metav1.NewTime(f.now)}}}}
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: metav1.NewTime(f.Now())}}}}
 	})
 }
 
 func (f *fixture) run(p *corev1.Pod, ready bool) {
-	f.t.Helper()
+	f.T.Helper()
 	f.setPod(p, func(p *corev1.Pod) {
 		p.Spec.NodeName = "n1"
 		p.Status.Phase = corev1.PodRunning
@@ -141,16 +117,8 @@ func (f *fixture) run(p *corev1.Pod, ready bool) {
 }
 
 func (f *fixture) removePod(p *corev1.Pod) {
-	f.t.Helper()
-	cur, _ := controller.Get[*corev1.Pod](f.client.State(), pods, p.Namespace, p.Name)
-	rev, _ := objects.ParseRV(cur.ResourceVersion)
-	if _, err := f.client.Commit(context.Background(), fsm.Delete(objects.Key(pods, p.Namespace, p.Name), rev)); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-func finishedPod(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	f.T.Helper()
+	f.RemovePod(f.Pod(p.Namespace, p.Name))
 }
 
 func wantStatus(t *testing.T, j *batchv1.Job, active, succeeded, failed int32) {
@@ -187,9 +155,9 @@ func TestCreatesPodsFromTheTemplate(t *testing.T) {
 		t.Fatalf("startTime %v ready %v", got.Status.StartTime, got.Status.Ready)
 	}
 	// A second pass with nothing new writes nothing.
-	before := f.store.Entries()
+	before := f.Store.Entries()
 	f.sync("pi")
-	if f.store.Entries() != before {
+	if f.Store.Entries() != before {
 		t.Fatal("an idle pass wrote")
 	}
 }
@@ -231,7 +199,7 @@ func TestCompletions(t *testing.T) {
 				}
 				// Every running pod succeeds.
 				for _, p := range f.pods("j") {
-					if !finishedPod(p) {
+					if !podstatus.Terminal(p) {
 						f.finish(p, corev1.PodSucceeded)
 					}
 				}
@@ -289,8 +257,8 @@ func TestDeletedRunningPodCountsAsFailedAndIsReplaced(t *testing.T) {
 	f.sync("d")
 	p := f.pods("d")[0]
 	f.run(p, true)
-	cur, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", p.Name)
-	if err := f.client.Delete(context.Background(), pods, cur, metav1.DeletePropagationBackground); err != nil {
+	cur, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", p.Name)
+	if err := f.Client.Delete(context.Background(), pods, cur, metav1.DeletePropagationBackground); err != nil {
 		t.Fatal(err)
 	}
 	f.sync("d")
@@ -299,7 +267,7 @@ func TestDeletedRunningPodCountsAsFailedAndIsReplaced(t *testing.T) {
 	if *j.Status.Terminating != 1 {
 		t.Fatalf("terminating = %v", *j.Status.Terminating)
 	}
-	old, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", p.Name)
+	old, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", p.Name)
 	if old == nil || tracked(old) {
 		t.Fatal("the terminating pod must stay (its agent finishes it) without the finalizer")
 	}
@@ -319,14 +287,14 @@ func TestBackoffLimit(t *testing.T) {
 		t.Fatalf("%d pods during the back-off, want the failed one only", n)
 	}
 	wantStatus(t, f.job("b"), 0, 0, 1)
-	f.advance(backoffBase)
+	f.Advance(backoffBase)
 	f.sync("b")
 	ps := f.pods("b")
 	if len(ps) != 2 {
 		t.Fatalf("%d pods after the back-off", len(ps))
 	}
 	for _, p := range ps {
-		if !finishedPod(p) {
+		if !podstatus.Terminal(p) {
 			f.finish(p, corev1.PodFailed)
 		}
 	}
@@ -377,11 +345,11 @@ func TestActiveDeadline(t *testing.T) {
 	if wait := f.sync("dl"); wait != 60*time.Second {
 		t.Fatalf("requeue %v, want the deadline", wait)
 	}
-	f.advance(30 * time.Second)
+	f.Advance(30 * time.Second)
 	if wait := f.sync("dl"); wait != 30*time.Second {
 		t.Fatalf("requeue %v, want the rest of the deadline", wait)
 	}
-	f.advance(30 * time.Second)
+	f.Advance(30 * time.Second)
 	f.sync("dl") // unscheduled pods go at once
 	j := f.job("dl")
 	wantStatus(t, j, 0, 0, 2)
@@ -404,9 +372,9 @@ func TestSuspendAndResume(t *testing.T) {
 	if c := findCondition(j, batchv1.JobSuspended); c == nil || c.Status != corev1.ConditionTrue || c.Reason != "JobSuspended" {
 		t.Fatalf("Suspended = %+v", c)
 	}
-	f.advance(time.Minute) // far past the deadline: it does not run while suspended
+	f.Advance(time.Minute) // far past the deadline: it does not run while suspended
 	j.Spec.Suspend = new(false)
-	if err := f.client.Update(context.Background(), jobs, j, true); err != nil {
+	if err := f.Client.Update(context.Background(), jobs, j, true); err != nil {
 		t.Fatal(err)
 	}
 	f.sync("s")
@@ -414,13 +382,13 @@ func TestSuspendAndResume(t *testing.T) {
 	if c := findCondition(j, batchv1.JobSuspended); c.Status != corev1.ConditionFalse || c.Reason != "JobResumed" {
 		t.Fatalf("Suspended = %+v", c)
 	}
-	if !j.Status.StartTime.Time.Equal(f.now) || len(f.pods("s")) != 1 || conditionTrue(j, batchv1.JobFailed) {
+	if !j.Status.StartTime.Time.Equal(f.Now()) || len(f.pods("s")) != 1 || conditionTrue(j, batchv1.JobFailed) {
 		t.Fatalf("resume must start the clock again and run a pod: %+v", j.Status)
 	}
 	// Suspending again deletes the running pod without counting it as a failure.
 	f.run(f.pods("s")[0], true)
 	j.Spec.Suspend = new(true)
-	if err := f.client.Update(context.Background(), jobs, j, true); err != nil {
+	if err := f.Client.Update(context.Background(), jobs, j, true); err != nil {
 		t.Fatal(err)
 	}
 	f.sync("s")
@@ -440,7 +408,7 @@ func TestScaleDownDeletesTheLeastAdvancedPods(t *testing.T) {
 	f.run(ps[1], false)
 	j = f.job("p")
 	j.Spec.Parallelism = i32(1)
-	if err := f.client.Update(context.Background(), jobs, j, true); err != nil {
+	if err := f.Client.Update(context.Background(), jobs, j, true); err != nil {
 		t.Fatal(err)
 	}
 	f.sync("p")
@@ -468,7 +436,7 @@ func TestTTLAfterFinished(t *testing.T) {
 	if wait := f.sync("ttl"); wait != 30*time.Second {
 		t.Fatalf("requeue %v, want the TTL", wait)
 	}
-	f.advance(30 * time.Second)
+	f.Advance(30 * time.Second)
 	f.sync("ttl")
 	if f.job("ttl") != nil {
 		t.Fatal("the finished Job outlived its TTL")
@@ -493,19 +461,19 @@ func TestOrphanedTrackedPodIsReleased(t *testing.T) {
 	f.sync("gone")
 	p := f.pods("gone")[0]
 	// The Job is deleted; the garbage collector deletes the pod, which its finalizer holds.
-	if err := f.client.Delete(context.Background(), jobs, f.job(j.Name), metav1.DeletePropagationBackground); err != nil {
+	if err := f.Client.Delete(context.Background(), jobs, f.job(j.Name), metav1.DeletePropagationBackground); err != nil {
 		t.Fatal(err)
 	}
-	cur, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", p.Name)
-	if err := f.client.Delete(context.Background(), pods, cur, metav1.DeletePropagationBackground); err != nil {
+	cur, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", p.Name)
+	if err := f.Client.Delete(context.Background(), pods, cur, metav1.DeletePropagationBackground); err != nil {
 		t.Fatal(err)
 	}
-	rec := f.client.State().Get(objects.Key(pods, "default", p.Name))
-	keys := f.r.Keys(f.client.State(), fsm.Event{Type: fsm.Modified, Record: rec})
+	rec := f.Client.State().Get(objects.Key(pods, "default", p.Name))
+	keys := f.r.Keys(f.Client.State(), fsm.Event{Type: fsm.Modified, Record: rec})
 	if len(keys) != 2 || keys[1] != rec.Key {
 		t.Fatalf("keys = %v, want the Job's and the pod's", keys)
 	}
-	if primary := f.r.Primary(f.client.State()); len(primary) != 1 || primary[0] != rec.Key {
+	if primary := f.r.Primary(f.Client.State()); len(primary) != 1 || primary[0] != rec.Key {
 		t.Fatalf("primary = %v, want the orphan", primary)
 	}
 	if err := f.r.Reconcile(context.Background(), rec.Key); err != nil {
@@ -523,7 +491,7 @@ func TestDeletedJobReleasesItsPods(t *testing.T) {
 	for _, p := range f.pods("fg") {
 		f.run(p, true)
 	}
-	if err := f.client.Delete(context.Background(), jobs, f.job("fg"), metav1.DeletePropagationForeground); err != nil {
+	if err := f.Client.Delete(context.Background(), jobs, f.job("fg"), metav1.DeletePropagationForeground); err != nil {
 		t.Fatal(err)
 	}
 	f.sync("fg")
@@ -537,86 +505,46 @@ func TestDeletedJobReleasesItsPods(t *testing.T) {
 
 func TestRunnerRunsAJobToCompletion(t *testing.T) {
 	f := newFixture(t)
-	rec := controller.NewRecorder(f.client, "job-controller", nil)
-	f.r = New(f.client, rec)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); rec.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		(&controller.Runner{Name: "job", Reconciler: f.r, Store: f.store, Resync: time.Hour}).Run(ctx)
-	}()
+	rec := controller.NewRecorder(f.Client, "job-controller", nil)
+	f.r = New(f.Client, rec)
+	controllertest.Go(t, rec.Run, (&controller.Runner{Name: "job", Reconciler: f.r, Store: f.Store, Resync: time.Hour}).Run)
 	f.create(newJob("e2e", func(j *batchv1.Job) { j.Spec.Completions = i32(3); j.Spec.Parallelism = i32(2) }))
-	deadline := time.Now().Add(20 * time.Second)
-	for !conditionTrue(f.job("e2e"), batchv1.JobComplete) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not complete: %+v", f.job("e2e").Status)
-		}
+	controllertest.WaitFor(t, "the Job complete", func() bool {
 		// Play the agent: every pod not yet finished succeeds.
 		for _, p := range f.pods("e2e") {
-			if !finishedPod(p) {
-				cur, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", p.Name)
-				cur.Status.Phase = corev1.PodSucceeded
-				_ = f.client.Update(ctx, pods, cur, false) // a conflict with the controller just retries
+			if !podstatus.Terminal(p) {
+				p.Status.Phase = corev1.PodSucceeded
+				f.WritePod(p)
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return conditionTrue(f.job("e2e"), batchv1.JobComplete)
+	})
 	wantStatus(t, f.job("e2e"), 0, 3, 0)
-	for !hasEvent(f, "Completed") {
-		if time.Now().After(deadline) {
-			t.Fatal("no Completed event")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	wg.Wait()
+	controllertest.WaitFor(t, "the Completed event", func() bool { return hasEvent(f, "Completed") })
 }
 
 // A Job deleted while its pods run: the garbage collector deletes the pods, their tracking
 // finalizer holds them, and the Job controller releases them as orphans, so none is left.
 func TestRunnerWithCollectorLeavesNoPodOfADeletedJob(t *testing.T) {
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	for name, r := range map[string]controller.Reconciler{"job": f.r, "gc": gc.New(f.client)} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			(&controller.Runner{Name: name, Reconciler: r, Store: f.store, Resync: time.Hour}).Run(ctx)
-		}()
-	}
+	controllertest.Go(t,
+		(&controller.Runner{Name: "job", Reconciler: f.r, Store: f.Store, Resync: time.Hour}).Run,
+		(&controller.Runner{Name: "gc", Reconciler: gc.New(f.Client), Store: f.Store, Resync: time.Hour}).Run)
 	f.create(newJob("doomed", func(j *batchv1.Job) { j.Spec.Parallelism = i32(2); j.Spec.Completions = i32(4) }))
-	deadline := time.Now().Add(20 * time.Second)
-	for len(f.pods("doomed")) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d pods", len(f.pods("doomed")))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	controllertest.WaitFor(t, "two pods", func() bool { return len(f.pods("doomed")) == 2 })
 	for {
 		j := f.job("doomed")
-		if err := f.client.Delete(ctx, jobs, j, metav1.DeletePropagationBackground); err == nil {
+		if err := f.Client.Delete(context.Background(), jobs, j, metav1.DeletePropagationBackground); err == nil {
 			break
 		} else if !controller.IsStale(err) {
 			t.Fatal(err)
 		}
 	}
-	for n := len(f.pods("doomed")); n != 0; n = len(f.pods("doomed")) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d pods left: %+v", n, f.pods("doomed")[0].ObjectMeta)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	wg.Wait()
+	controllertest.WaitFor(t, "no pod left", func() bool { return len(f.pods("doomed")) == 0 })
 }
 
 func hasEvent(f *fixture, reason string) bool {
-	evs, _ := controller.List[*corev1.Event](f.client.State(), registry.Lookup("", "v1", "events"), "default", nil)
+	evs, _ := controller.List[*corev1.Event](f.Client.State(), registry.Lookup("", "v1", "events"), "default", nil)
 	for _, e := range evs {
 		if e.Reason == reason && e.InvolvedObject.Kind == "Job" {
 			return true

@@ -7,8 +7,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/master/controller"
+	"skiff/master/podstatus"
 )
 
 // Pod failure back-off, as Kubernetes: a replacement for a failed pod waits 10 s, doubling
@@ -26,33 +26,15 @@ const maxCreatesPerPass = 100
 // Job and carrying the tracking finalizer. The template's labels already hold job-name and
 // controller-uid (in both forms): the Job's defaulting adds them.
 func newPod(job *batchv1.Job) *corev1.Pod {
-	t := job.Spec.Template.DeepCopy()
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    job.Name + "-",
-			Namespace:       job.Namespace,
-			Labels:          t.Labels,
-			Annotations:     t.Annotations,
-			Finalizers:      append(t.Finalizers, batchv1.JobTrackingFinalizer),
-			OwnerReferences: []metav1.OwnerReference{controller.OwnerReference(job, jobs)},
-		},
-		Spec: t.Spec,
-	}
+	pod := controller.PodFromTemplate(&job.Spec.Template, job, jobs)
+	pod.Finalizers = append(pod.Finalizers, batchv1.JobTrackingFinalizer)
+	return pod
 }
 
 func tracked(p *corev1.Pod) bool { return slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) }
 
 func untrack(p *corev1.Pod) {
 	p.Finalizers = slices.DeleteFunc(p.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // podFinishTime is when a finished pod's last container ended (its creation if no
@@ -131,7 +113,7 @@ func sortForRemoval(active []*corev1.Pod) {
 			return 0
 		case p.Status.Phase == corev1.PodPending:
 			return 1
-		case !podReady(p):
+		case !podstatus.Ready(p):
 			return 2
 		}
 		return 3

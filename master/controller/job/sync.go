@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/fsm"
 	"skiff/master/controller"
-	"skiff/master/controller/gc"
 	"skiff/master/objects"
+	"skiff/master/podstatus"
 )
 
 // event is an Event to record once the pass's transaction has committed.
@@ -62,7 +62,7 @@ func (r *reconciler) sync(ctx context.Context, job *batchv1.Job, owned []*corev1
 	}
 	ready := int32(0)
 	for _, pod := range active {
-		if podReady(pod) {
+		if podstatus.Ready(pod) {
 			ready++
 		}
 	}
@@ -114,7 +114,7 @@ func (p *pass) count(owned []*corev1.Pod) (active, terminating []*corev1.Pod, er
 			active = append(active, pod)
 			continue
 		}
-		ops, err := gc.RemoveFinalizerOps(p.r.client, pods, pod, batchv1.JobTrackingFinalizer)
+		ops, err := p.r.client.RemoveFinalizerOps(pods, pod, batchv1.JobTrackingFinalizer)
 		if err != nil {
 			return nil, nil, err
 		}

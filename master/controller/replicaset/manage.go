@@ -6,7 +6,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"skiff/fsm"
 	"skiff/master/controller"
 )
@@ -36,7 +35,7 @@ func (c *Controller) createPods(ctx context.Context, rs *appsv1.ReplicaSet, n in
 		ops := make([]fsm.Op, 0, batch)
 		created := make([]*corev1.Pod, 0, batch)
 		for range batch {
-			pod := podFromTemplate(rs)
+			pod := controller.PodFromTemplate(&rs.Spec.Template, rs, replicaSets)
 			op, err := c.client.CreateOp(pods, pod)
 			if err != nil {
 				c.rec.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
@@ -58,32 +57,10 @@ func (c *Controller) createPods(ctx context.Context, rs *appsv1.ReplicaSet, n in
 	return nil
 }
 
-// podFromTemplate builds a pod as Kubernetes' GetPodFromTemplate does: the template's
-// labels, annotations, finalizers and spec, a name generated from "<rs>-", and a
-// controller reference to rs. It is left unscheduled for the scheduler to bind.
-func podFromTemplate(rs *appsv1.ReplicaSet) *corev1.Pod {
-	t := rs.Spec.Template.DeepCopy()
-	prefix := rs.Name + "-"
-	if len(validation.IsDNS1123Subdomain(prefix+"a")) != 0 {
-		prefix = rs.Name
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    prefix,
-			Namespace:       rs.Namespace,
-			Labels:          t.Labels,
-			Annotations:     t.Annotations,
-			Finalizers:      t.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{controller.OwnerReference(rs, replicaSets)},
-		},
-		Spec: t.Spec,
-	}
-}
-
 // deletePods deletes the n active pods whose loss costs least (see rankedPods), in one
 // transaction. Pods bound to a node are only marked; their agents stop and remove them.
 func (c *Controller) deletePods(ctx context.Context, st *fsm.State, rs *appsv1.ReplicaSet, active []*corev1.Pod, n int) error {
-	victims := podsToDelete(active, relatedPods(st, rs), n, c.now())
+	victims := podsToDelete(active, relatedPods(st, rs), n, c.client.Time())
 	var ops []fsm.Op
 	for _, p := range victims {
 		o, err := c.client.DeleteOps(pods, p, metav1.DeletePropagationBackground)
@@ -112,23 +89,14 @@ func relatedPods(st *fsm.State, rs *appsv1.ReplicaSet) []*corev1.Pod {
 	if ref == nil {
 		return nil
 	}
-	siblings, err := controller.Owned[*appsv1.ReplicaSet](st, replicaSets, &metav1.ObjectMeta{UID: ref.UID})
+	siblings, err := controller.Controlled[*appsv1.ReplicaSet](st, replicaSets, &metav1.ObjectMeta{UID: ref.UID})
 	if err != nil {
 		return nil
 	}
 	var out []*corev1.Pod
 	for _, sib := range siblings {
-		if r := metav1.GetControllerOfNoCopy(sib); r == nil || r.UID != ref.UID {
-			continue
-		}
-		owned, err := controller.Owned[*corev1.Pod](st, pods, sib)
-		if err != nil {
-			continue
-		}
-		for _, p := range owned {
-			if r := metav1.GetControllerOfNoCopy(p); r != nil && r.UID == sib.UID {
-				out = append(out, p)
-			}
+		if controlled, err := controller.Controlled[*corev1.Pod](st, pods, sib); err == nil {
+			out = append(out, controlled...)
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"skiff/master/podstatus"
 )
 
 // deletionCostAnnotation lets users say which pods of a ReplicaSet should go first
@@ -22,7 +23,7 @@ func podsToDelete(active, related []*corev1.Pod, n int, now time.Time) []*corev1
 	}
 	onNode := map[string]int{}
 	for _, p := range related {
-		if isActive(p) {
+		if podstatus.Active(p) {
 			onNode[p.Spec.NodeName]++
 		}
 	}
@@ -64,7 +65,7 @@ func (s rankedPods) Less(i, j int) bool {
 	if pa, pb := phaseOrdinal[a.Status.Phase], phaseOrdinal[b.Status.Phase]; pa != pb {
 		return pa < pb
 	}
-	ra, rb := podReady(a), podReady(b)
+	ra, rb := podstatus.Ready(a), podstatus.Ready(b)
 	if ra != rb {
 		return !ra
 	}
@@ -123,4 +124,12 @@ func maxRestarts(p *corev1.Pod) int32 {
 		m = max(m, c.RestartCount)
 	}
 	return m
+}
+
+// readySince is when the pod last became ready (zero if unknown).
+func readySince(p *corev1.Pod) time.Time {
+	if c := podstatus.ReadyCondition(p); c != nil {
+		return c.LastTransitionTime.Time
+	}
+	return time.Time{}
 }

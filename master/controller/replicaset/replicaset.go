@@ -9,13 +9,9 @@ package replicaset
 
 import (
 	"context"
-	"encoding/json"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"skiff/fsm"
 	"skiff/master/controller"
 	"skiff/master/objects"
@@ -54,50 +50,7 @@ func (c *Controller) Keys(st *fsm.State, ev fsm.Event) []fsm.Key {
 	if ev.Record.Key.Resource == objects.StoreResource(replicaSets) {
 		return controller.SelfKey(ev)
 	}
-	keys := controller.ControllerKeys(ev, replicaSets)
-	if ev.Type == fsm.Deleted || hasController(ev.Record) {
-		return keys
-	}
-	if ev.Prev != nil && !hasController(ev.Prev) && labels.Equals(ev.Prev.Meta.Labels, ev.Record.Meta.Labels) {
-		return keys
-	}
-	return append(keys, adopters(st, ev.Record)...)
-}
-
-// hasController reports whether a stored object names a controlling owner; only the
-// metadata is decoded, since this runs for every pod change.
-func hasController(rec *fsm.Record) bool {
-	if len(rec.Meta.Owners) == 0 {
-		return false
-	}
-	var obj struct {
-		Metadata metav1.ObjectMeta `json:"metadata"`
-	}
-	if json.Unmarshal(rec.Value, &obj) != nil {
-		return false
-	}
-	return metav1.GetControllerOfNoCopy(&obj.Metadata) != nil
-}
-
-// adopters lists the ReplicaSets of pod's namespace whose selector matches its labels.
-func adopters(st *fsm.State, pod *fsm.Record) []fsm.Key {
-	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(replicaSets), Namespace: pod.Key.Namespace})
-	var keys []fsm.Key
-	for _, rec := range recs {
-		var rs struct {
-			Spec struct {
-				Selector *metav1.LabelSelector `json:"selector"`
-			} `json:"spec"`
-		}
-		if json.Unmarshal(rec.Value, &rs) != nil {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Meta.Labels)) {
-			keys = append(keys, rec.Key)
-		}
-	}
-	return keys
+	return controller.OwnerKeys(st, ev, replicaSets)
 }
 
 // Reconcile implements controller.Reconciler: claim, create or delete, then report.
@@ -112,7 +65,7 @@ func (c *Controller) Reconcile(ctx context.Context, key fsm.Key) error {
 		// Validation rejects such selectors; a ReplicaSet with one manages nothing.
 		return nil
 	}
-	active, err := c.claimPods(ctx, st, rs, sel)
+	active, err := c.claimPods(ctx, rs, sel)
 	if err != nil {
 		return err
 	}
@@ -129,7 +82,7 @@ func (c *Controller) Reconcile(ctx context.Context, key fsm.Key) error {
 	if err != nil {
 		return err
 	}
-	status, wait := calculateStatus(rs, active, terminating, manageErr, c.now())
+	status, wait := calculateStatus(rs, active, terminating, manageErr, c.client.Time())
 	if err := c.writeStatus(ctx, rs, status); err != nil {
 		return err
 	}
@@ -142,27 +95,10 @@ func (c *Controller) Reconcile(ctx context.Context, key fsm.Key) error {
 	return nil
 }
 
-func (c *Controller) now() time.Time {
-	if c.client.Now == nil {
-		return time.Now()
-	}
-	return c.client.Now()
-}
-
 // desiredReplicas reads spec.replicas, which defaulting sets (to 1 when omitted).
 func desiredReplicas(rs *appsv1.ReplicaSet) int {
 	if rs.Spec.Replicas == nil {
 		return 1
 	}
 	return int(*rs.Spec.Replicas)
-}
-
-// isActive reports whether a pod counts towards its ReplicaSet: not finished and not
-// being deleted.
-func isActive(p *corev1.Pod) bool {
-	return p.DeletionTimestamp == nil && !isTerminal(p)
-}
-
-func isTerminal(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }

@@ -3,6 +3,7 @@ package replicaset
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,24 +16,22 @@ import (
 	"skiff/master/controller"
 	"skiff/master/controller/controllertest"
 	"skiff/master/objects"
+	"skiff/master/podstatus"
 	"skiff/master/registry"
 )
 
 var registryEvents = registry.Lookup("", "v1", "events")
 
+// fixture is the controller under test in a controllertest world, whose scheduler and
+// agents tests step by hand.
 type fixture struct {
-	t      *testing.T
-	store  *controllertest.Store
-	client *controller.Client
-	now    time.Time
-	c      *Controller
+	*controllertest.Env
+	c *Controller
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, store: controllertest.New(), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	f.client = &controller.Client{Store: f.store, Now: func() time.Time { return f.now }}
-	f.c = New(f.client, nil)
-	return f
+	env := controllertest.NewEnv(t)
+	return &fixture{Env: env, c: New(env.Client, nil)}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -45,7 +44,7 @@ func template(lbls map[string]string) corev1.PodTemplateSpec {
 }
 
 func (f *fixture) createRS(name string, replicas int32, minReady int32) *appsv1.ReplicaSet {
-	f.t.Helper()
+	f.T.Helper()
 	lbls := map[string]string{"app": name}
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
@@ -55,67 +54,38 @@ func (f *fixture) createRS(name string, replicas int32, minReady int32) *appsv1.
 			Template: template(map[string]string{"app": name, "tier": "web"}),
 		},
 	}
-	if err := f.client.Create(context.Background(), replicaSets, rs); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(replicaSets, rs)
 	return rs
 }
 
 // controlledBy gives the ReplicaSet a controller (as a Deployment would be).
 func (f *fixture) controlledBy(name string, uid types.UID) {
-	f.t.Helper()
+	f.T.Helper()
 	rs := f.rs(name)
 	rs.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "d", UID: uid, Controller: ptr(true)}}
-	if err := f.client.Update(context.Background(), replicaSets, rs, false); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Update(replicaSets, rs, false)
 }
 
 func (f *fixture) rs(name string) *appsv1.ReplicaSet {
-	f.t.Helper()
-	rs, err := controller.Get[*appsv1.ReplicaSet](f.client.State(), replicaSets, "default", name)
-	if err != nil || rs == nil {
-		f.t.Fatalf("replicaset %s: %v", name, err)
-	}
-	return rs
+	return controllertest.Get[*appsv1.ReplicaSet](f.Env, replicaSets, "default", name)
 }
 
 func (f *fixture) scale(name string, n int32) {
-	f.t.Helper()
-	rs := f.rs(name)
-	rs.Spec.Replicas = &n
-	if err := f.client.Update(context.Background(), replicaSets, rs, true); err != nil {
-		f.t.Fatal(err)
-	}
+	controllertest.Change(f.Env, replicaSets, "default", name, func(rs *appsv1.ReplicaSet) { rs.Spec.Replicas = &n })
 }
 
 // reconcile runs one pass and returns the requested requeue delay, failing on errors.
 func (f *fixture) reconcile(name string) time.Duration {
-	f.t.Helper()
-	err := f.c.Reconcile(context.Background(), objects.Key(replicaSets, "default", name))
-	var later controller.RequeueAfter
-	if errors.As(err, &later) {
-		return time.Duration(later)
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return 0
+	f.T.Helper()
+	return f.Reconcile(f.c, objects.Key(replicaSets, "default", name))
 }
 
-func (f *fixture) pods() []*corev1.Pod {
-	f.t.Helper()
-	ps, err := controller.List[*corev1.Pod](f.client.State(), pods, "default", nil)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return ps
-}
+func (f *fixture) pods() []*corev1.Pod { return f.Pods("default") }
 
 func (f *fixture) activePods() []*corev1.Pod {
 	var out []*corev1.Pod
 	for _, p := range f.pods() {
-		if isActive(p) {
+		if podstatus.Active(p) {
 			out = append(out, p)
 		}
 	}
@@ -123,32 +93,28 @@ func (f *fixture) activePods() []*corev1.Pod {
 }
 
 func (f *fixture) createPod(p *corev1.Pod) *corev1.Pod {
-	f.t.Helper()
+	f.T.Helper()
 	p.Namespace = "default"
 	if len(p.Spec.Containers) == 0 {
 		p.Spec.Containers = []corev1.Container{{Name: "app", Image: "nginx"}}
 	}
-	if err := f.client.Create(context.Background(), pods, p); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Create(pods, p)
 	return p
 }
 
 // setPod simulates the scheduler and the agent: it binds the pod and sets its phase and
 // readiness (ready since the fake now).
 func (f *fixture) setPod(name, node string, phase corev1.PodPhase, ready bool) {
-	f.t.Helper()
-	p, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", name)
+	f.T.Helper()
+	p, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", name)
 	p.Spec.NodeName = node
 	p.Status.Phase = phase
 	st := corev1.ConditionFalse
 	if ready {
 		st = corev1.ConditionTrue
 	}
-	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.NewTime(f.now)}}
-	if err := f.client.Update(context.Background(), pods, p, false); err != nil {
-		f.t.Fatal(err)
-	}
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.NewTime(f.Now())}}
+	f.Update(pods, p, false)
 }
 
 func owner(p *corev1.Pod) types.UID {
@@ -171,9 +137,9 @@ func TestCreatesPodsFromTemplateInSlowStartBatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			rs := f.createRS("web", tc.replicas, 0)
-			before := f.store.Entries()
+			before := f.Store.Entries()
 			f.reconcile("web")
-			if got := f.store.Entries() - before; got != tc.commits {
+			if got := f.Store.Entries() - before; got != tc.commits {
 				t.Errorf("%d commits, want %d", got, tc.commits)
 			}
 			ps := f.pods()
@@ -197,10 +163,10 @@ func TestCreatesPodsFromTemplateInSlowStartBatches(t *testing.T) {
 				t.Errorf("status %+v", got)
 			}
 			// Nothing changed: nothing written.
-			before = f.store.Entries()
+			before = f.Store.Entries()
 			f.reconcile("web")
-			if f.store.Entries() != before {
-				t.Errorf("a steady ReplicaSet wrote %d entries", f.store.Entries()-before)
+			if f.Store.Entries() != before {
+				t.Errorf("a steady ReplicaSet wrote %d entries", f.Store.Entries()-before)
 			}
 		})
 	}
@@ -234,7 +200,7 @@ func TestScaleDownPrefersPodsThatCostLeast(t *testing.T) {
 			f := newFixture(t)
 			f.createRS("web", int32(len(tc.states)), 0)
 			f.controlledBy("web", "deploy-uid") // siblings' placement ranks pods
-			start := f.now
+			start := f.Now()
 			names := map[string]string{} // letter -> pod name
 			for _, letter := range []string{"a", "b", "c"} {
 				s, ok := tc.states[letter]
@@ -246,17 +212,17 @@ func TestScaleDownPrefersPodsThatCostLeast(t *testing.T) {
 					p.Annotations = map[string]string{deletionCostAnnotation: s.cost}
 				}
 				f.createPod(p)
-				f.now = f.now.Add(30 * time.Minute)
+				f.Advance(30 * time.Minute)
 				names[letter] = p.Name
 			}
 			f.reconcile("web") // adopts them
 			for letter, s := range tc.states {
 				// Later letters became ready more recently, in distinct powers-of-two age
 				// buckets (24h, 15h, 6h before the scale-down).
-				f.now = start.Add(time.Duration(letter[0]-'a') * 9 * time.Hour)
+				f.SetNow(start.Add(time.Duration(letter[0]-'a') * 9 * time.Hour))
 				f.setPod(names[letter], s.node, s.phase, s.ready)
 			}
-			f.now = start.Add(24 * time.Hour)
+			f.SetNow(start.Add(24 * time.Hour))
 			f.scale("web", tc.keep)
 			f.reconcile("web")
 			var got []string
@@ -314,18 +280,18 @@ func TestAdoptsOrphansAndReleasesPodsThatStopMatching(t *testing.T) {
 	}
 
 	// Relabel the orphan: released, and replaced.
-	p, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", "orphan")
+	p, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", "orphan")
 	p.Labels = map[string]string{"app": "other"}
-	if err := f.client.Update(context.Background(), pods, p, false); err != nil {
+	if err := f.Client.Update(context.Background(), pods, p, false); err != nil {
 		t.Fatal(err)
 	}
 	// The pod change maps to the ReplicaSet that controlled it.
-	keys := f.c.Keys(f.client.State(), fsm.Event{Type: fsm.Modified, Record: f.client.State().Get(objects.Key(pods, "default", "orphan"))})
+	keys := f.c.Keys(f.Client.State(), fsm.Event{Type: fsm.Modified, Record: f.Client.State().Get(objects.Key(pods, "default", "orphan"))})
 	if len(keys) != 1 || keys[0].Name != "web" {
 		t.Fatalf("keys %v", keys)
 	}
 	f.reconcile("web")
-	q, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", "orphan")
+	q, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", "orphan")
 	if owner(q) != "" || len(q.OwnerReferences) != 0 {
 		t.Fatalf("relabelled pod not released: %+v", q.OwnerReferences)
 	}
@@ -333,13 +299,13 @@ func TestAdoptsOrphansAndReleasesPodsThatStopMatching(t *testing.T) {
 		t.Fatalf("status %+v after release", st)
 	}
 	// An orphan appearing concerns the ReplicaSets that could adopt it.
-	rec := f.client.State().Get(objects.Key(pods, "default", "stranger"))
-	if keys := f.c.Keys(f.client.State(), fsm.Event{Type: fsm.Added, Record: rec}); len(keys) != 0 {
+	rec := f.Client.State().Get(objects.Key(pods, "default", "stranger"))
+	if keys := f.c.Keys(f.Client.State(), fsm.Event{Type: fsm.Added, Record: rec}); len(keys) != 0 {
 		t.Fatalf("non-matching orphan mapped to %v", keys)
 	}
 	f.createPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "late", Labels: map[string]string{"app": "web"}}})
-	rec = f.client.State().Get(objects.Key(pods, "default", "late"))
-	if keys := f.c.Keys(f.client.State(), fsm.Event{Type: fsm.Added, Record: rec}); len(keys) != 1 || keys[0].Name != "web" {
+	rec = f.Client.State().Get(objects.Key(pods, "default", "late"))
+	if keys := f.c.Keys(f.Client.State(), fsm.Event{Type: fsm.Added, Record: rec}); len(keys) != 1 || keys[0].Name != "web" {
 		t.Fatalf("matching orphan mapped to %v", keys)
 	}
 }
@@ -352,7 +318,7 @@ func TestStatusCountsReadyAndAvailableAfterMinReadySeconds(t *testing.T) {
 	f.setPod(ps[0].Name, "n1", corev1.PodRunning, true)
 	f.setPod(ps[1].Name, "n1", corev1.PodRunning, true)
 	f.setPod(ps[2].Name, "n1", corev1.PodRunning, false)
-	f.now = f.now.Add(4 * time.Second)
+	f.Advance(4 * time.Second)
 	wait := f.reconcile("web")
 	if st := f.rs("web").Status; st.ReadyReplicas != 2 || st.AvailableReplicas != 0 || st.Replicas != 3 {
 		t.Fatalf("status %+v", st)
@@ -360,7 +326,7 @@ func TestStatusCountsReadyAndAvailableAfterMinReadySeconds(t *testing.T) {
 	if wait < 6*time.Second || wait > 7*time.Second {
 		t.Fatalf("requeue after %v, want about 6s", wait)
 	}
-	f.now = f.now.Add(wait)
+	f.Advance(wait)
 	if wait := f.reconcile("web"); wait != 0 {
 		t.Fatalf("requeued again after %v", wait)
 	}
@@ -368,9 +334,9 @@ func TestStatusCountsReadyAndAvailableAfterMinReadySeconds(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	// A pod whose labels lack a template label counts, but not as fully labeled.
-	q, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", ps[2].Name)
+	q, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", ps[2].Name)
 	delete(q.Labels, "tier")
-	if err := f.client.Update(context.Background(), pods, q, false); err != nil {
+	if err := f.Client.Update(context.Background(), pods, q, false); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcile("web")
@@ -386,8 +352,8 @@ func TestFinishedAndDeletingPodsDoNotCount(t *testing.T) {
 	ps := f.pods()
 	f.setPod(ps[0].Name, "n1", corev1.PodFailed, false)
 	f.setPod(ps[1].Name, "n1", corev1.PodRunning, true)
-	p, _ := controller.Get[*corev1.Pod](f.client.State(), pods, "default", ps[1].Name)
-	if err := f.client.Delete(context.Background(), pods, p, ""); err != nil {
+	p, _ := controller.Get[*corev1.Pod](f.Client.State(), pods, "default", ps[1].Name)
+	if err := f.Client.Delete(context.Background(), pods, p, ""); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcile("web")
@@ -404,7 +370,7 @@ func TestFailedCreateSetsReplicaFailureUntilItSucceeds(t *testing.T) {
 	f := newFixture(t)
 	f.createRS("web", 2, 0)
 	broken := errors.New("disk full")
-	f.store.Fail = func(txn *fsm.Txn) error {
+	f.Store.Fail = func(txn *fsm.Txn) error {
 		if txn.Ops[0].Kind == fsm.OpCreate && txn.Ops[0].Key.Resource == "pods" {
 			return broken
 		}
@@ -418,7 +384,7 @@ func TestFailedCreateSetsReplicaFailureUntilItSucceeds(t *testing.T) {
 	if c == nil || c.Reason != "FailedCreate" || c.Status != corev1.ConditionTrue || !strings.Contains(c.Message, "disk full") {
 		t.Fatalf("condition %+v", c)
 	}
-	f.store.Fail = nil
+	f.Store.Fail = nil
 	f.reconcile("web")
 	if c := condition(f.rs("web").Status.Conditions, appsv1.ReplicaSetReplicaFailure); c != nil {
 		t.Fatalf("condition kept after success: %+v", c)
@@ -428,20 +394,16 @@ func TestFailedCreateSetsReplicaFailureUntilItSucceeds(t *testing.T) {
 func TestRecordsEvents(t *testing.T) {
 	f := newFixture(t)
 	// Event names derive from the clock, so the recorder needs a real one.
-	rec := controller.NewRecorder(&controller.Client{Store: f.store}, "replicaset-controller", nil)
-	f.c = New(f.client, rec)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	rec := controller.NewRecorder(&controller.Client{Store: f.Store}, "replicaset-controller", nil)
+	f.c = New(f.Client, rec)
+	controllertest.Go(t, rec.Run)
 	f.createRS("web", 2, 0)
 	f.reconcile("web")
 	f.scale("web", 1)
 	f.reconcile("web")
 	want := map[string]int{"SuccessfulCreate": 2, "SuccessfulDelete": 1}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		evs, _ := controller.List[*corev1.Event](f.client.State(), registryEvents, "default", nil)
+	controllertest.WaitFor(t, fmt.Sprintf("events %v", want), func() bool {
+		evs, _ := controller.List[*corev1.Event](f.Client.State(), registryEvents, "default", nil)
 		got := map[string]int{}
 		for _, ev := range evs {
 			if ev.InvolvedObject.Kind == "ReplicaSet" && ev.InvolvedObject.Name == "web" &&
@@ -449,39 +411,17 @@ func TestRecordsEvents(t *testing.T) {
 				got[ev.Reason] += int(ev.Count)
 			}
 		}
-		if got["SuccessfulCreate"] == want["SuccessfulCreate"] && got["SuccessfulDelete"] == want["SuccessfulDelete"] {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events %v, want %v", got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return got["SuccessfulCreate"] == want["SuccessfulCreate"] && got["SuccessfulDelete"] == want["SuccessfulDelete"]
+	})
 }
 
 // The controller driven by the Runner converges as pods come and go underneath it.
 func TestRunnerConverges(t *testing.T) {
-	store := controllertest.New()
-	client := &controller.Client{Store: store}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &controller.Runner{Name: "replicaset", Reconciler: New(client, nil), Store: store}
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	f := &fixture{t: t, store: store, client: client}
+	env := controllertest.NewLiveEnv(t)
+	f := &fixture{Env: env, c: New(env.Client, nil)}
+	controllertest.Go(t, (&controller.Runner{Name: "replicaset", Reconciler: f.c, Store: f.Store}).Run)
 	f.createRS("web", 5, 0)
-	waitFor(t, func() bool { return len(f.activePods()) == 5 && f.rs("web").Status.Replicas == 5 })
+	controllertest.WaitFor(t, "five replicas", func() bool { return len(f.activePods()) == 5 && f.rs("web").Status.Replicas == 5 })
 	f.scale("web", 2)
-	waitFor(t, func() bool { return len(f.activePods()) == 2 && f.rs("web").Status.Replicas == 2 })
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	controllertest.WaitFor(t, "two replicas", func() bool { return len(f.activePods()) == 2 && f.rs("web").Status.Replicas == 2 })
 }

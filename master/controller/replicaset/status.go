@@ -9,6 +9,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"skiff/master/podstatus"
 )
 
 // calculateStatus derives rs's status from the pods it controls, as Kubernetes does. It
@@ -18,20 +19,19 @@ import (
 func calculateStatus(rs *appsv1.ReplicaSet, active, terminating []*corev1.Pod, manageErr error, now time.Time) (appsv1.ReplicaSetStatus, time.Duration) {
 	status := *rs.Status.DeepCopy()
 	template := labels.SelectorFromSet(rs.Spec.Template.Labels)
-	minReady := time.Duration(rs.Spec.MinReadySeconds) * time.Second
 	var fullyLabeled, ready, available int32
 	var wait time.Duration
 	for _, p := range active {
 		if template.Matches(labels.Set(p.Labels)) {
 			fullyLabeled++
 		}
-		if !podReady(p) {
+		if !podstatus.Ready(p) {
 			continue
 		}
 		ready++
-		if in, ok := availableIn(p, minReady, now); in == 0 {
+		if ok, in := podstatus.Available(p, rs.Spec.MinReadySeconds, now); ok {
 			available++
-		} else if ok && (wait == 0 || in < wait) {
+		} else if in > 0 && (wait == 0 || in < wait) {
 			wait = in
 		}
 	}
@@ -86,46 +86,4 @@ func withoutCondition(conds []appsv1.ReplicaSetCondition, t appsv1.ReplicaSetCon
 		}
 	}
 	return out
-}
-
-// readyCondition returns the pod's Ready condition, nil if it has none.
-func readyCondition(p *corev1.Pod) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == corev1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	c := readyCondition(p)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-// readySince is when the pod last became ready (zero if unknown).
-func readySince(p *corev1.Pod) time.Time {
-	if c := readyCondition(p); c != nil {
-		return c.LastTransitionTime.Time
-	}
-	return time.Time{}
-}
-
-// availableIn says how long until the ready pod p counts as available: zero if it already
-// does; ok is false when it never will by waiting (its ready time is unknown). Kubernetes'
-// rule: ready, and ready since strictly more than minReady ago.
-func availableIn(p *corev1.Pod, minReady time.Duration, now time.Time) (in time.Duration, ok bool) {
-	if minReady == 0 {
-		return 0, true
-	}
-	since := readySince(p)
-	if since.IsZero() {
-		return -1, false
-	}
-	at := since.Add(minReady)
-	if at.Before(now) {
-		return 0, true
-	}
-	// Strictly after: wake a moment past the boundary.
-	return at.Sub(now) + time.Millisecond, true
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"skiff/fsm"
@@ -57,35 +58,11 @@ func (r *reconciler) Keys(st *fsm.State, ev fsm.Event) []fsm.Key {
 	if ev.Record.Key.Resource == objects.StoreResource(statefulSets) {
 		return controller.SelfKey(ev)
 	}
-	if keys := controller.ControllerKeys(ev, statefulSets); len(keys) > 0 {
-		return keys
-	}
-	return orphanKeys(st, ev.Record)
+	return controller.OwnerKeys(st, ev, statefulSets)
 }
 
 // Primary lists every StatefulSet.
 func (r *reconciler) Primary(st *fsm.State) []fsm.Key { return controller.AllKeys(st, statefulSets) }
-
-// orphanKeys returns the StatefulSets whose selector matches a pod without owners. Pods
-// with owners are left to the periodic resync, so that the events of every ReplicaSet's
-// pods are not decoded here.
-func orphanKeys(st *fsm.State, rec *fsm.Record) []fsm.Key {
-	if len(rec.Meta.Owners) > 0 {
-		return nil
-	}
-	sets, err := controller.List[*appsv1.StatefulSet](st, statefulSets, rec.Key.Namespace, nil)
-	if err != nil {
-		return nil
-	}
-	var keys []fsm.Key
-	for _, set := range sets {
-		sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rec.Meta.Labels)) {
-			keys = append(keys, objects.Key(statefulSets, set.Namespace, set.Name))
-		}
-	}
-	return keys
-}
 
 // Reconcile makes one step towards the StatefulSet's spec (in OrderedReady, one pod
 // created, deleted or replaced per pass, the next pass coming with that pod's next change)
@@ -126,9 +103,14 @@ func (r *reconciler) Reconcile(ctx context.Context, key fsm.Key) error {
 	return nil
 }
 
-func (r *reconciler) now() time.Time {
-	if r.client.Now != nil {
-		return r.client.Now()
-	}
-	return time.Now()
+// claimPods returns the pods set controls, as Kubernetes' ClaimPods decides them with the
+// StatefulSet's membership filter: pods it controls that its selector matches and whose
+// name makes them its members, plus orphans that match likewise, which it adopts (a set
+// deleted with --cascade=orphan and created again takes its replicas back). Pods it
+// controls that no longer match are released.
+func (r *reconciler) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel labels.Selector) ([]*corev1.Pod, error) {
+	return controller.Claim(ctx, r.client, controller.ClaimSpec[*corev1.Pod]{
+		Owner: set, OwnerResource: statefulSets, Resource: pods, Selector: sel,
+		Member: func(p *corev1.Pod) bool { return ordinalOf(set, p) >= 0 },
+	})
 }

@@ -4,38 +4,23 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"skiff/master/podstatus"
 )
 
-func readyCondition(p *corev1.Pod) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == corev1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-// runningAndReady is what OrderedReady waits for before starting the next ordinal.
+// runningAndReady is what OrderedReady waits for before starting the next ordinal
+// (Kubernetes' isRunningAndReady): a StatefulSet also asks for the Running phase, which
+// Ready alone does not imply for a pod that is shutting down.
 func runningAndReady(p *corev1.Pod) bool {
-	c := readyCondition(p)
-	return p.Status.Phase == corev1.PodRunning && c != nil && c.Status == corev1.ConditionTrue
+	return p.Status.Phase == corev1.PodRunning && podstatus.Ready(p)
 }
 
-// availableIn reports whether p is available at now (running and ready for
-// minReadySeconds) and, if it is ready but not yet available, how long until it is.
+// availableIn reports whether p is available at now (running, and ready for
+// minReadySeconds) and, if waiting will make it so, how long until it is.
 func availableIn(p *corev1.Pod, minReadySeconds int32, now time.Time) (bool, time.Duration) {
-	if !runningAndReady(p) {
+	if p.Status.Phase != corev1.PodRunning {
 		return false, 0
 	}
-	if minReadySeconds == 0 {
-		return true, 0
-	}
-	c := readyCondition(p)
-	at := c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second)
-	if !c.LastTransitionTime.IsZero() && at.Before(now) {
-		return true, 0
-	}
-	return false, max(at.Sub(now), time.Second)
+	return podstatus.Available(p, minReadySeconds, now)
 }
 
 // unavailable reports whether a replica counts against maxUnavailable: missing, being
@@ -46,10 +31,4 @@ func unavailable(p *corev1.Pod, minReadySeconds int32, now time.Time) bool {
 	}
 	ok, _ := availableIn(p, minReadySeconds, now)
 	return !ok
-}
-
-// finished reports whether p's containers are done for good (a StatefulSet's replicas are
-// meant to run forever, so it replaces them).
-func finished(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
 }

@@ -7,7 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"skiff/master/controller"
 )
 
@@ -50,25 +49,9 @@ func nameFor(set *appsv1.StatefulSet, ord int) string {
 // the identity labels, hostname and subdomain, and an emptyDir in place of each volume
 // claim template.
 func newPod(set *appsv1.StatefulSet, template *corev1.PodTemplateSpec, revision string, ord int) *corev1.Pod {
-	t := template.DeepCopy()
-	podLabels := make(map[string]string, len(t.Labels)+3)
-	for k, v := range t.Labels {
-		podLabels[k] = v
-	}
-	podLabels[appsv1.StatefulSetRevisionLabel] = revision
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            nameFor(set, ord),
-			GenerateName:    set.Name + "-", // as Kubernetes' GetPodFromTemplate sets it; the explicit name wins
-			Namespace:       set.Namespace,
-			Labels:          podLabels,
-			Annotations:     t.Annotations,
-			Finalizers:      t.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{controller.OwnerReference(set, statefulSets)},
-		},
-		Spec:   t.Spec,
-		Status: corev1.PodStatus{Phase: corev1.PodPending},
-	}
+	pod := controller.PodFromTemplate(template, set, statefulSets)
+	pod.Name = nameFor(set, ord) // the generateName PodFromTemplate sets stays, as in Kubernetes; the name wins
+	pod.Labels[appsv1.StatefulSetRevisionLabel] = revision
 	setIdentity(set, pod, ord)
 	pod.Spec.Hostname = pod.Name
 	pod.Spec.Subdomain = set.Spec.ServiceName

@@ -1,14 +1,9 @@
 package statefulset
 
 import (
-	"encoding/binary"
-	"encoding/json"
-	"hash/fnv"
-	"strconv"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
+	"skiff/master/controller"
 )
 
 // revisions are the two template revisions a rolling update moves between: the one
@@ -23,7 +18,8 @@ type revisions struct {
 }
 
 func newRevisions(set *appsv1.StatefulSet, ps []*corev1.Pod) *revisions {
-	r := &revisions{update: set.Name + "-" + templateHash(&set.Spec.Template, collisionCount(set))}
+	count := collisionCount(set)
+	r := &revisions{update: set.Name + "-" + controller.TemplateHash(&set.Spec.Template, &count)}
 	r.current = set.Status.CurrentRevision
 	if r.current == "" {
 		r.current = r.update
@@ -80,22 +76,10 @@ func newVersionedPod(set *appsv1.StatefulSet, revs *revisions, ord int) *corev1.
 	return newPod(set, &set.Spec.Template, revs.update, ord)
 }
 
-// templateHash is the FNV-32a of the template's JSON and the collision count, encoded as
-// Kubernetes' ComputeHash encodes it. The stored template is already defaulted, so the hash
-// is stable across masters and restarts. The count is always hashed (an unset one as 0),
-// because the status this controller writes always sets it.
-func templateHash(t *corev1.PodTemplateSpec, collisionCount int32) string {
-	h := fnv.New32a()
-	b, _ := json.Marshal(t)
-	h.Write(b)
-	var c [8]byte
-	binary.LittleEndian.PutUint32(c[:], uint32(collisionCount))
-	h.Write(c[:])
-	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
-}
-
-// collisionCount is status.collisionCount, 0 when unset. Without stored revisions no name
-// ever collides, so it only changes if a user sets it.
+// collisionCount is status.collisionCount, 0 when unset. It is always hashed into the
+// revision name, an unset one as 0, because the status this controller writes always sets
+// it: the name must not change with the first status write. Without stored revisions no
+// name ever collides, so it only changes if a user sets it.
 func collisionCount(set *appsv1.StatefulSet) int32 {
 	if set.Status.CollisionCount == nil {
 		return 0

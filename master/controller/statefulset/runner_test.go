@@ -1,7 +1,6 @@
 package statefulset
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -16,28 +15,23 @@ import (
 // TestRunner drives the controller through controller.Runner: an OrderedReady set comes up
 // in order, rolls out a template change, and writes Kubernetes' events.
 func TestRunner(t *testing.T) {
-	store := controllertest.New()
-	client := &controller.Client{Store: store}
-	f := &fixture{t: t, store: store, client: client, now: time.Now()}
-	ctx, cancel := context.WithCancel(context.Background())
-	rec := controller.NewRecorder(client, "statefulset-controller", nil)
-	runner := &controller.Runner{Name: "statefulset", Reconciler: New(client, rec), Store: store, Resync: 200 * time.Millisecond}
-	stopped := make(chan struct{}, 2)
-	go func() { rec.Run(ctx); stopped <- struct{}{} }()
-	go func() { runner.Run(ctx); stopped <- struct{}{} }()
-	defer func() { cancel(); <-stopped; <-stopped }()
+	env := controllertest.NewLiveEnv(t)
+	rec := controller.NewRecorder(env.Client, "statefulset-controller", nil)
+	f := withController(env, rec)
+	runner := &controller.Runner{Name: "statefulset", Reconciler: f.r, Store: f.Store, Resync: 200 * time.Millisecond}
+	controllertest.Go(t, rec.Run, runner.Run)
 
 	f.addSet(statefulSet("web", 3))
 	rolledOut := func(image string) func() bool {
 		return func() bool {
 			f.schedule()
-			f.agent()
+			f.Agent()
 			s := f.set("web")
 			st := s.Status
 			if st.ObservedGeneration != s.Generation || st.ReadyReplicas != 3 || st.UpdatedReplicas != 3 || st.CurrentRevision != st.UpdateRevision {
 				return false
 			}
-			for _, p := range f.allPods() {
+			for _, p := range f.Pods("default") {
 				if p.Spec.Containers[0].Image != image {
 					return false
 				}
@@ -45,14 +39,14 @@ func TestRunner(t *testing.T) {
 			return true
 		}
 	}
-	waitFor(t, "three ready replicas", rolledOut("busybox:1"))
+	controllertest.WaitFor(t, "three ready replicas", rolledOut("busybox:1"))
 	f.changeSet("web", func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
-	waitFor(t, "the rollout", rolledOut("busybox:2"))
+	controllertest.WaitFor(t, "the rollout", rolledOut("busybox:2"))
 
 	want := []string{"create Pod web-0 in StatefulSet web successful", "create Pod web-1 in StatefulSet web successful",
 		"create Pod web-2 in StatefulSet web successful", "delete Pod web-2 in StatefulSet web successful"}
-	waitFor(t, "events", func() bool {
-		evs, _ := controller.List[*corev1.Event](client.State(), registry.Lookup("", "v1", "events"), "default", nil)
+	controllertest.WaitFor(t, "events", func() bool {
+		evs, _ := controller.List[*corev1.Event](f.Client.State(), registry.Lookup("", "v1", "events"), "default", nil)
 		var got []string
 		for _, ev := range evs {
 			if ev.InvolvedObject.Name == "web" && (ev.Reason == "SuccessfulCreate" || ev.Reason == "SuccessfulDelete") {
@@ -66,15 +60,4 @@ func TestRunner(t *testing.T) {
 		}
 		return true
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"skiff/master/controller"
 )
 
 // step is one move of a scripted scenario: something the test does, then the pods expected
@@ -19,7 +20,7 @@ type step struct {
 }
 
 func reconcile(f *fixture) { f.reconcile("web") }
-func run(f *fixture)       { f.schedule(); f.agent() }
+func run(f *fixture)       { f.schedule(); f.Agent() }
 
 func TestScaling(t *testing.T) {
 	tests := []struct {
@@ -61,9 +62,9 @@ func TestScaling(t *testing.T) {
 			steps: []step{
 				{func(f *fixture) {
 					f.settle("web")
-					p := f.pod("web-0")
+					p := f.Pod("default", "web-0")
 					p.Status.Conditions[0].Status = corev1.ConditionFalse
-					f.updatePod(p)
+					f.WritePod(p)
 					f.scale("web", 2)
 				}, []string{"web-0", "web-1", "web-2"}},
 				{reconcile, []string{"web-0", "web-1", "web-2"}},
@@ -110,9 +111,10 @@ func TestPodIdentity(t *testing.T) {
 	}))
 	f.settle("web")
 	s := f.set("web")
-	rev := "web-" + templateHash(&s.Spec.Template, 0)
+	zero := int32(0)
+	rev := "web-" + controller.TemplateHash(&s.Spec.Template, &zero)
 	for i, name := range []string{"web-0", "web-1"} {
-		p := f.pod(name)
+		p := f.Pod("default", name)
 		if p == nil {
 			t.Fatalf("no pod %s", name)
 		}
@@ -140,11 +142,11 @@ func TestPodIdentity(t *testing.T) {
 	}
 
 	// A user's change to the identity labels is undone.
-	p := f.pod("web-1")
+	p := f.Pod("default", "web-1")
 	p.Labels["apps.kubernetes.io/pod-index"] = "7"
-	f.updatePod(p)
+	f.WritePod(p)
 	f.reconcile("web")
-	if got := f.pod("web-1").Labels["apps.kubernetes.io/pod-index"]; got != "1" {
+	if got := f.Pod("default", "web-1").Labels["apps.kubernetes.io/pod-index"]; got != "1" {
 		t.Errorf("pod-index label %q after reconcile, want it restored to 1", got)
 	}
 }
@@ -153,15 +155,15 @@ func TestFailedPodRecreated(t *testing.T) {
 	f := newFixture(t)
 	f.addSet(statefulSet("web", 2))
 	f.settle("web")
-	old := f.pod("web-1")
+	old := f.Pod("default", "web-1")
 	old.Status.Phase = corev1.PodFailed
-	f.updatePod(old)
+	f.WritePod(old)
 	f.reconcile("web")
-	if p := f.pod("web-1"); p != nil {
+	if p := f.Pod("default", "web-1"); p != nil {
 		t.Fatalf("failed web-1 still there (phase %s)", p.Status.Phase)
 	}
 	f.reconcile("web")
-	p := f.pod("web-1")
+	p := f.Pod("default", "web-1")
 	if p == nil || p.UID == old.UID || p.Status.Phase != corev1.PodPending {
 		t.Fatalf("web-1 not recreated: %+v", p)
 	}
@@ -173,11 +175,9 @@ func TestAdoptsOrphan(t *testing.T) {
 	f.addSet(s)
 	orphan := newPod(f.set("web"), &s.Spec.Template, "web-old", 0)
 	orphan.OwnerReferences = nil
-	if err := f.client.Create(f.ctx(), pods, orphan); err != nil {
-		t.Fatal(err)
-	}
+	f.Create(pods, orphan)
 	f.reconcile("web")
-	p := f.pod("web-0")
+	p := f.Pod("default", "web-0")
 	if ref := metav1.GetControllerOf(p); ref == nil || p.UID != orphan.UID {
 		t.Fatalf("orphan web-0 not adopted: %+v", p.OwnerReferences)
 	}
@@ -226,14 +226,14 @@ func TestRollingUpdate(t *testing.T) {
 			check := func() {
 				t.Helper()
 				down := 3
-				for _, p := range f.allPods() {
+				for _, p := range f.Pods("default") {
 					if p.DeletionTimestamp != nil {
 						if !slices.Contains(order, p.Name) {
 							order = append(order, p.Name)
 						}
 						continue
 					}
-					if ok, _ := availableIn(p, 0, f.now); ok {
+					if ok, _ := availableIn(p, 0, f.Now()); ok {
 						down--
 					}
 				}
@@ -242,13 +242,13 @@ func TestRollingUpdate(t *testing.T) {
 				}
 			}
 			for range 30 {
-				before := f.store.Entries()
+				before := f.Store.Entries()
 				f.reconcile("web")
 				check()
 				f.schedule()
-				f.agent()
+				f.Agent()
 				check()
-				if f.store.Entries() == before {
+				if f.Store.Entries() == before {
 					break
 				}
 			}
@@ -263,7 +263,7 @@ func TestRollingUpdate(t *testing.T) {
 			if wantCurrent := map[bool]string{true: st.UpdateRevision, false: oldRev}[tt.done]; st.CurrentRevision != wantCurrent {
 				t.Errorf("currentRevision %s, want %s (update revision %s)", st.CurrentRevision, wantCurrent, st.UpdateRevision)
 			}
-			for _, p := range f.allPods() {
+			for _, p := range f.Pods("default") {
 				updated := slices.Contains(tt.order, p.Name)
 				if img := p.Spec.Containers[0].Image; updated != (img == "busybox:2") || updated != (revisionOf(p) == st.UpdateRevision) {
 					t.Errorf("%s: image %s revision %s", p.Name, img, revisionOf(p))
@@ -285,13 +285,13 @@ func TestPartitionKeepsCurrentRevision(t *testing.T) {
 		s.Spec.Template.Spec.Containers[0].Image = "busybox:2"
 	})
 	f.settle("web")
-	f.remove(f.pod("web-0"))
+	f.RemovePod(f.Pod("default", "web-0"))
 	f.settle("web")
-	p := f.pod("web-0")
+	p := f.Pod("default", "web-0")
 	if revisionOf(p) != oldRev || p.Spec.Containers[0].Image != "busybox:1" || p.Spec.Hostname != "web-0" {
 		t.Errorf("web-0 recreated at revision %s image %s, want %s busybox:1", revisionOf(p), p.Spec.Containers[0].Image, oldRev)
 	}
-	if p := f.pod("web-2"); p.Spec.Containers[0].Image != "busybox:2" {
+	if p := f.Pod("default", "web-2"); p.Spec.Containers[0].Image != "busybox:2" {
 		t.Errorf("web-2 image %s, want busybox:2", p.Spec.Containers[0].Image)
 	}
 }
@@ -301,13 +301,16 @@ func TestMinReadySeconds(t *testing.T) {
 	f.addSet(statefulSet("web", 2, func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 10 }))
 	f.reconcile("web")
 	run(f)
-	if d := f.reconcile("web"); d != 10*time.Second {
-		t.Fatalf("requeue after %v, want 10s until web-0 is available", d)
+	// Available means ready for strictly more than minReadySeconds: the requeue lands just
+	// past the boundary, where web-0 counts.
+	d := f.reconcile("web")
+	if d <= 10*time.Second || d > 11*time.Second {
+		t.Fatalf("requeue after %v, want just over 10s until web-0 is available", d)
 	}
 	if got := f.podNames(); !slices.Equal(got, []string{"web-0"}) {
 		t.Fatalf("pods %v before web-0 is available", got)
 	}
-	f.now = f.now.Add(11 * time.Second)
+	f.Advance(d)
 	f.reconcile("web")
 	if got := f.podNames(); !slices.Equal(got, []string{"web-0", "web-1"}) {
 		t.Fatalf("pods %v once web-0 is available", got)

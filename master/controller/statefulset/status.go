@@ -17,7 +17,7 @@ import (
 // rolling update. It returns how soon a ready pod becomes available, when minReadySeconds
 // makes the counts change with time alone.
 func (r *reconciler) updateStatus(ctx context.Context, set *appsv1.StatefulSet, revs *revisions, ps []*corev1.Pod) (time.Duration, error) {
-	now := r.now()
+	now := r.client.Time()
 	count := collisionCount(set)
 	s := appsv1.StatefulSetStatus{
 		ObservedGeneration: set.Generation,
@@ -36,7 +36,7 @@ func (r *reconciler) updateStatus(ctx context.Context, set *appsv1.StatefulSet, 
 			s.ReadyReplicas++
 			if ok, wait := availableIn(p, set.Spec.MinReadySeconds, now); ok {
 				s.AvailableReplicas++
-			} else if retry == 0 || wait < retry {
+			} else if wait > 0 && (retry == 0 || wait < retry) {
 				retry = wait
 			}
 		}

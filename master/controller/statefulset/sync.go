@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"skiff/master/podstatus"
 )
 
 // sync makes the pass's changes, in Kubernetes' order: first the replicas in the ordinal
@@ -18,7 +19,7 @@ import (
 // Parallel every replica is handled in the same pass and nothing waits. It returns how
 // soon to look again when only time (minReadySeconds) can unblock the set.
 func (r *reconciler) sync(ctx context.Context, set *appsv1.StatefulSet, revs *revisions, ps []*corev1.Pod) (time.Duration, error) {
-	now := r.now()
+	now := r.client.Time()
 	minReady := set.Spec.MinReadySeconds
 	start, n := startOrdinal(set), replicaCount(set)
 	replicas := make([]*corev1.Pod, n)
@@ -51,7 +52,7 @@ func (r *reconciler) sync(ctx context.Context, set *appsv1.StatefulSet, revs *re
 	b := r.batch(set)
 	for i, p := range replicas {
 		switch {
-		case p != nil && finished(p):
+		case p != nil && podstatus.Terminal(p):
 			// The replacement comes once this one is gone.
 			if p.DeletionTimestamp == nil {
 				if err := b.delete(p); err != nil {
