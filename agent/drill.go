@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"skiff/gossip"
 )
 
 // Fault drills on an agent.
@@ -135,7 +137,7 @@ func (d *drills) heal(gen uint64) {
 	if g := d.a.cfg.Gossip; g != nil {
 		go func() {
 			for i := 0; i < 30; i++ {
-				if _, err := g.Reconnect(); err == nil {
+				if _, err := g.Reconnect(); err == nil || errors.Is(err, gossip.ErrShutdown) {
 					return
 				}
 				time.Sleep(time.Second)

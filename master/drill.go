@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -274,6 +275,9 @@ func (d *drills) reconnectGossip() {
 		n, err := d.m.pool.Reconnect()
 		if err == nil {
 			d.m.log.Info("drill: gossip reconnected", "answered", n)
+			return
+		}
+		if errors.Is(err, gossip.ErrShutdown) {
 			return
 		}
 		d.m.log.Warn("drill: gossip reconnect failed; retrying", "error", err)

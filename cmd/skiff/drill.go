@@ -35,28 +35,37 @@ func runDrill(args []string) error {
 	target := fs.String("target", "", "master-pause: the master to pause (default: the leader); agent-partition: the agent (default: the first Ready one)")
 	output := fs.String("o", "text", "output: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: skiff drill NAME [flags]
+		fmt.Fprint(fs.Output(), `Usage: skiff drill NAME [flags]
        skiff drill list [--kubeconfig FILE] [-o json]
        skiff drill show ID [--kubeconfig FILE] [-o json]
 
-Runs a failover drill against a live cluster and measures how it rides it out. While the
-fault is on, a probe workload runs through the masters that are not the target: unique
-writes (ConfigMaps in namespace %[1]s), a linearizable read of each acknowledged
-write through another master, and a watch; when agents are Ready, a canary Deployment
-(%[1]s/%[2]s, %[3]d replicas) is watched too. The report gives the time to a new
-leader, to the first acknowledged write, until the scheduler and the ReplicaSet
-controller act (on a probe pod and a probe ReplicaSet created after the fault),
-acknowledged writes lost (must be 0), watch gaps (none: every acknowledged write seen
-once, in order), the canary's availability, and whether every master converged on the
-same state. Reports are kept in the cluster (ConfigMaps labelled %[4]s) and listed by
-'skiff drill list'. The command exits with an error when the drill found a problem.
+Runs a failover drill against a live cluster and measures how it rides it out.
+
+While the fault is on, a probe workload runs through the masters that are not the
+target: unique writes (ConfigMaps in namespace skiff-system), a linearizable read of
+each acknowledged write through another master, and a watch. When agents are Ready, the
+canary Deployment skiff-system/skiff-drill-canary (3 replicas, created on first use and
+left running for the next drill) is followed too.
+
+The report gives the time to a new leader, to the first acknowledged write issued after
+the fault, and until the scheduler and the ReplicaSet controller act (on a probe pod and
+a probe ReplicaSet created once a new leader is known); acknowledged writes lost (must
+be 0); watch gaps (none: every acknowledged write seen once, in order); the canary's
+ready replicas over the drill; and whether every master converged on the same applied
+index and state hash. Reports are kept in the cluster (ConfigMaps in skiff-system
+labelled skiff.dev/drill-report) for 'skiff drill list'. The command exits with an
+error when the drill found a problem.
 
 Faults are carried out by the targeted process itself, which must run with
---allow-drills ('skiff dev --allow-drills' passes it on); partitions and pauses heal
-themselves after --duration even if this command dies.
+--allow-drills ('skiff dev --allow-drills' passes it on). Partitions and pauses heal
+themselves after --duration even if this command dies; Ctrl-C heals at once. A crashed
+master needs its supervisor (skiff dev, systemd) to come back; the drill waits for it
+until --timeout. master-pause sends SIGSTOP/SIGCONT itself when the master runs on this
+machine, and otherwise asks the master to emulate a pause (Raft and gossip cut, API
+requests held); the report says which.
 
 Drills:
-`, drillNamespace, canaryName, canaryReplicas, reportLabel)
+`)
 		for _, d := range drillCatalog {
 			fmt.Fprintf(fs.Output(), "  %-17s %s\n", d.name, d.summary)
 		}
@@ -120,6 +129,9 @@ Drills:
 	r := &drillRunner{name: positional[0], opts: drillOptions{kubeconfig: *kubeconfig, duration: *duration, timeout: *timeout, target: *target, progress: os.Stderr}}
 	rep, err := r.run(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("interrupted; the fault was healed and the probe objects deleted")
+		}
 		return err
 	}
 	if *output == "json" {

@@ -22,6 +22,8 @@ type Agent struct {
 	args    []string
 	cmd     *exec.Cmd
 	logPath string
+	// Host is the agent's network namespace in an isolated cluster (nil otherwise).
+	Host *Host
 }
 
 // StartAgent runs an agent that joins the masters' gossip and preloads the busybox image;
@@ -29,7 +31,14 @@ type Agent struct {
 func (c *Cluster) StartAgent(name string, extra ...string) *Agent {
 	dir := filepath.Join(c.Dir, name)
 	a := &Agent{c: c, Name: name, Dir: dir, logPath: filepath.Join(c.Dir, name+".log")}
-	a.args = []string{"agent", "--name", name, "--data-dir", dir, "--gossip-addr", FreeAddr(c.t), "--listen", FreeAddr(c.t),
+	gossipAddr, listen := "", ""
+	if c.Net != nil {
+		a.Host = c.Net.AddHost(name)
+		gossipAddr, listen = a.Host.Addr(agentGossipPort), a.Host.Addr(agentListenPort)
+	} else {
+		gossipAddr, listen = FreeAddr(c.t), FreeAddr(c.t)
+	}
+	a.args = []string{"agent", "--name", name, "--data-dir", dir, "--gossip-addr", gossipAddr, "--listen", listen,
 		"--join", strings.Join(c.Gossip, ","), "--kubeconfig", c.KubeconfigPath(0),
 		"--containerd-namespace", "skiff-" + name, "--preload-busybox", "--log-level", "debug"}
 	a.args = append(a.args, extra...)
@@ -55,6 +64,9 @@ func (a *Agent) Restart() {
 		a.c.t.Fatal(err)
 	}
 	cmd := exec.Command(a.c.Bin, a.args...)
+	if a.Host != nil {
+		cmd = a.Host.Command(a.c.Bin, a.args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		a.c.t.Fatal(err)

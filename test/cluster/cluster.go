@@ -44,6 +44,28 @@ type Cluster struct {
 	caPEM   []byte
 	Client  *http.Client
 	logPath []string
+	// Net and hosts are set for an isolated cluster (Options.Isolate): hosts[i] is master
+	// i's network namespace.
+	Net      *Network
+	hosts     []*Host
+	diskSize  string
+	movedPort int // MoveRaft's last port offset in an isolated cluster
+}
+
+// Options shape a cluster beyond its size.
+type Options struct {
+	// Masters is how many masters found the cluster.
+	Masters int
+	// Args are appended to every master's command line.
+	Args []string
+	// Isolate runs every master and agent in a network namespace of its own on a bridge
+	// private to the cluster (netns.go), listening on the namespace's address, so faults
+	// cut real links. It needs root, iproute2, nftables and nsenter, and fails the test
+	// without them.
+	Isolate bool
+	// DataDirSize, when set, mounts a tmpfs of that size (mount's size= syntax: "64m") on
+	// every master's data dir, so a test can fill it (FillDisk). It needs root.
+	DataDirSize string
 }
 
 var (
@@ -106,15 +128,29 @@ func FreeAddr(t testing.TB) string {
 
 // Start runs n masters founded together and waits until the API answers on all of them.
 func Start(t testing.TB, n int, extraArgs ...string) *Cluster {
+	return StartWith(t, Options{Masters: n, Args: extraArgs})
+}
+
+// StartWith runs the masters opts describes, founded together, and waits until the API
+// answers on all of them. Everything it starts or creates is stopped and removed in
+// t.Cleanup; a failed test keeps the masters' logs (see ArtifactsDir in test/verify).
+func StartWith(t testing.TB, opts Options) *Cluster {
+	n, extraArgs := opts.Masters, opts.Args
 	dir := t.TempDir()
-	c := &Cluster{t: t, Dir: dir, Bin: Binary(t)}
+	c := &Cluster{t: t, Dir: dir, Bin: Binary(t), diskSize: opts.DataDirSize}
+	if opts.Isolate {
+		// Created before the masters' cleanup is registered, so removed after they stop.
+		c.Net = NewNetwork(t)
+	}
 	var raftAddrs []string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("m%d", i+1)
 		c.Names = append(c.Names, name)
-		raftAddrs = append(raftAddrs, FreeAddr(t))
-		c.APIs = append(c.APIs, FreeAddr(t))
-		c.Gossip = append(c.Gossip, FreeAddr(t))
+		raftAddr, api, gossipAddr := c.newMasterAddrs(name)
+		c.prepareDataDir(name)
+		raftAddrs = append(raftAddrs, raftAddr)
+		c.APIs = append(c.APIs, api)
+		c.Gossip = append(c.Gossip, gossipAddr)
 	}
 	// As `skiff dev` does: the masters find each other through gossip and found the
 	// cluster once all are there.
@@ -148,6 +184,12 @@ func Start(t testing.TB, n int, extraArgs ...string) *Cluster {
 			for _, p := range c.logPath {
 				if b, err := os.ReadFile(p); err == nil {
 					_ = os.WriteFile(filepath.Join(keep, filepath.Base(p)), b, 0o644)
+				}
+			}
+			for _, name := range c.Names {
+				// Raft's own log lives in the data dir, which may be a tmpfs about to go.
+				if b, err := os.ReadFile(filepath.Join(dir, name, "raft.log")); err == nil {
+					_ = os.WriteFile(filepath.Join(keep, name+"-raft.log"), b, 0o644)
 				}
 			}
 			t.Logf("master logs kept in %s", keep)
@@ -214,7 +256,12 @@ func (c *Cluster) Restart(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.mu.Lock()
 	cmd := exec.Command(c.Bin, c.args[i]...)
+	if c.hosts != nil && c.hosts[i] != nil {
+		cmd = c.hosts[i].Command(c.Bin, c.args[i]...)
+	}
+	c.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -262,7 +309,10 @@ func (c *Cluster) Stop() {
 
 // Do sends an authenticated request to master i's API.
 func (c *Cluster) Do(ctx context.Context, i int, method, path, contentType string, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.APIs[i]+path, bytes.NewReader(body))
+	c.mu.Lock()
+	api := c.APIs[i]
+	c.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+api+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,8 @@ func (c *Cluster) AddMaster(extraArgs ...string) int {
 	c.t.Helper()
 	i := len(c.Names)
 	name := fmt.Sprintf("m%d", i+1)
-	raftAddr, api, gossipAddr := FreeAddr(c.t), FreeAddr(c.t), FreeAddr(c.t)
+	raftAddr, api, gossipAddr := c.newMasterAddrs(name)
+	c.prepareDataDir(name)
 	args := []string{"master", "--name", name, "--data-dir", filepath.Join(c.Dir, name),
 		"--raft-addr", raftAddr, "--api-addr", api, "--gossip-addr", gossipAddr,
 		"--join", strings.Join(c.Gossip, ","), "--log-level", "debug"}
@@ -40,6 +41,11 @@ func (c *Cluster) MoveRaft(i int) string {
 	}
 	addr := FreeAddr(c.t)
 	c.mu.Lock()
+	if c.hosts != nil && c.hosts[i] != nil {
+		// Its own namespace: any other port of its address is free.
+		c.movedPort++
+		addr = c.hosts[i].Addr(masterRaftPort + c.movedPort)
+	}
 	args := slices.Clone(c.args[i])
 	for k := range args {
 		if args[k] == "--raft-addr" && k+1 < len(args) {
