@@ -131,11 +131,16 @@ func newRPCClient(dial func(string) (net.Conn, error)) *rpcClient {
 
 func (p *rpcClient) get(addr string) (*rpcConn, error) {
 	p.mu.Lock()
-	if list := p.idle[addr]; len(list) > 0 {
+	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
 		c := list[len(list)-1]
 		p.idle[addr] = list[:len(list)-1]
-		p.mu.Unlock()
-		return c, nil
+		if idleConnAlive(c.c) {
+			p.mu.Unlock()
+			return c, nil
+		}
+		// The peer closed it while it sat idle (it restarted, or cut its connections):
+		// a request written into it would look sent when it never arrived.
+		c.c.Close()
 	}
 	p.mu.Unlock()
 	c, err := p.dial(addr)

@@ -131,6 +131,10 @@ func (c *NodeLifecycle) Reconcile(ctx context.Context) error {
 			if err := c.evict(ctx, st, node.Name); err != nil {
 				return err
 			}
+		case !reachable:
+			if err := c.markPodsNotReady(ctx, st, node.Name, now); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -202,6 +206,57 @@ func (c *NodeLifecycle) update(ctx context.Context, rec *fsm.Record, node *corev
 		return res.Err
 	}
 	return nil
+}
+
+// markPodsNotReady sets Ready=False on the pods of an unreachable node, as Kubernetes'
+// node lifecycle controller does: nobody can vouch for them, so Services, disruption
+// budgets and rollouts must stop counting them. The agent reports their real readiness
+// once it is back. Conflicts (a newer write) are left to the next pass.
+func (c *NodeLifecycle) markPodsNotReady(ctx context.Context, st *fsm.State, node string, now time.Time) error {
+	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(pods), Field: "spec.nodeName", FieldValue: node})
+	var ops []fsm.Op
+	for _, rec := range recs {
+		obj, err := objects.Decode(pods, rec)
+		if err != nil {
+			return err
+		}
+		pod := obj.(*corev1.Pod)
+		if !markNotReady(pod, now) {
+			continue
+		}
+		value, meta, err := objects.Encode(pods, pod)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, fsm.Update(rec.Key, rec.ModRevision, value, meta))
+	}
+	for _, op := range ops {
+		// One transaction each: a pod its agent just rewrote must not hold back the rest.
+		if _, err := c.Store.Propose(ctx, &fsm.Txn{Ops: []fsm.Op{op}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markNotReady sets pod's Ready condition to False; false if it already was not Ready.
+func markNotReady(pod *corev1.Pod, now time.Time) bool {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return false
+	}
+	t := metav1.NewTime(now.Truncate(time.Second))
+	for i := range pod.Status.Conditions {
+		cond := &pod.Status.Conditions[i]
+		if cond.Type != corev1.PodReady {
+			continue
+		}
+		if cond.Status == corev1.ConditionFalse {
+			return false
+		}
+		cond.Status, cond.Reason, cond.Message, cond.LastTransitionTime = corev1.ConditionFalse, "NodeUnreachable", "The node's agent stopped gossiping.", t
+		return true
+	}
+	return false // never Ready: nothing to take back
 }
 
 // evict deletes the pods bound to node, each conditional on the revision it was read at.

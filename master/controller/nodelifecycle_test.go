@@ -213,3 +213,40 @@ func TestNodeLifecycleRunFollowsChanges(t *testing.T) {
 		t.Fatal("Run did not stop with its context")
 	}
 }
+
+// Pods on an unreachable node stop counting as Ready, once; pods elsewhere are untouched.
+func TestNodeLifecycleMarksPodsOfUnreachableNodesNotReady(t *testing.T) {
+	f := newLifecycleFixture(t)
+	f.addNode("n1")
+	f.addNode("n2")
+	for _, p := range []struct{ name, node string }{{"a", "n1"}, {"b", "n2"}} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: "default"}, Spec: corev1.PodSpec{NodeName: p.node},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+		value, meta, err := objects.Encode(pods, pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.create(objects.StoreResource(pods), pod, value, meta, "default")
+	}
+	f.gm.set(map[string]gossip.State{"n1": gossip.StateDead, "n2": gossip.StateAlive})
+	f.reconcile() // the node
+	if w := f.reconcile(); w != 1 {
+		t.Fatalf("marking the unreachable node's pod: %d writes, want 1", w)
+	}
+	if w := f.reconcile(); w != 0 {
+		t.Fatalf("pods already marked: %d writes", w)
+	}
+	ready := func(name string) corev1.ConditionStatus {
+		rec := f.store.Node(0).FSM().State().Get(objects.Key(pods, "default", name))
+		obj, _ := objects.Decode(pods, rec)
+		for _, c := range obj.(*corev1.Pod).Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status
+			}
+		}
+		return ""
+	}
+	if ready("a") != corev1.ConditionFalse || ready("b") != corev1.ConditionTrue {
+		t.Fatalf("Ready: a=%s (unreachable node), b=%s (healthy node)", ready("a"), ready("b"))
+	}
+}
