@@ -27,10 +27,12 @@ require (
 
 require github.com/robfig/cron/v3 v3.0.1
 
+require github.com/containernetworking/cni v1.3.1
+
 require (
 	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674
 	github.com/moby/spdystream v0.5.1 // indirect
-	k8s.io/streaming v0.37.2 // indirect
+	k8s.io/streaming v0.37.2
 )
 
 require (

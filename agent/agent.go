@@ -38,6 +38,8 @@ type Config struct {
 	// Token is the cluster token masters present.
 	Listener net.Listener
 	Token    string
+	// Network gives pods their addresses (CNI); nil runs pods with loopback only.
+	Network *PodNetwork
 
 	// AllowDrills lets `skiff drill agent-partition` cut this agent off (drill.go); Gossip
 	// is the agent's pool, isolated during such a partition.
@@ -102,6 +104,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("node registered", "node", a.cfg.Name)
 	go a.watchPods(ctx)
+	if a.cfg.Network != nil {
+		go a.routeNodes(ctx)
+	}
 	if a.cfg.Listener != nil {
 		go func() {
 			if err := a.serve(ctx, a.cfg.Listener, a.cfg.Token); err != nil {
@@ -186,6 +191,17 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 	if len(a.cfg.Taints) > 0 {
 		cur.Spec.Taints = a.cfg.Taints
+	}
+	if n := a.cfg.Network; n != nil {
+		switch cidr := n.CIDR.String(); cur.Spec.PodCIDR {
+		case "":
+			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = cidr, []string{cidr}
+		case cidr:
+		default:
+			// The API keeps a Node's podCIDR once set; pods here still use the agent's.
+			a.log.Error("the Node's podCIDR differs from the agent's; pass --pod-cidr "+cur.Spec.PodCIDR+" or delete the Node",
+				"node", cur.Spec.PodCIDR, "agent", cidr)
+		}
 	}
 	if cur, err = a.cfg.Client.UpdateNode(ctx, cur); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Containerd is the Runtime over a containerd socket, in its own containerd namespace so
@@ -31,7 +33,15 @@ type Containerd struct {
 	// imageIDs caches image name → digest: status is read for every container on every
 	// sync pass, and the image of a container never changes.
 	imageIDs sync.Map
+	// logWriter is the skiff binary, run as `skiff log-writer` to timestamp container
+	// output (see RunLogWriter); empty writes raw output files through the shim.
+	logWriter string
 }
+
+// SetLogWriter names the skiff binary that writes container logs in the CRI format; call it
+// before the first Start. Without it logs are raw (no times), and containers asking for
+// stdin or a TTY cannot start.
+func (c *Containerd) SetLogWriter(binary string) { c.logWriter = binary }
 
 // NewContainerd connects to the containerd socket at address.
 func NewContainerd(address, namespace string) (*Containerd, error) {
@@ -135,6 +145,9 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) error {
 		}
 		opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: m.Target, Source: m.Source, Type: "bind", Options: o}}))
 	}
+	if spec.TTY {
+		opts = append(opts, oci.WithTTY)
+	}
 	switch {
 	case spec.HostNetwork:
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
@@ -150,15 +163,16 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) error {
 	if err != nil {
 		return fmt.Errorf("creating container %s: %w", spec.ID, err)
 	}
-	creator := cio.NullIO
-	if spec.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(spec.LogPath), 0o755); err != nil {
-			return err
-		}
-		creator = cio.LogFile(spec.LogPath)
+	creator, writer, err := c.ioCreator(spec)
+	if err != nil {
+		_ = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+		return err
 	}
 	task, err := ctr.NewTask(ctx, creator)
 	if err != nil {
+		if writer != nil {
+			_ = writer.Process.Kill() // it waits on FIFOs no shim will open
+		}
 		_ = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
 		return fmt.Errorf("creating task for %s: %w", spec.ID, err)
 	}
@@ -168,6 +182,106 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) error {
 		return fmt.Errorf("starting %s: %w", spec.ID, err)
 	}
 	return nil
+}
+
+// ioCreator wires a container's stdio: output to the log writer the shim runs (binary://),
+// or, for a container with stdin or a TTY, FIFOs that a log writer the agent starts reads
+// and holds open (returned, so a failed start can stop it). Without a log writer, output
+// goes raw to the log file.
+func (c *Containerd) ioCreator(spec ContainerSpec) (cio.Creator, *exec.Cmd, error) {
+	if spec.LogPath == "" {
+		return cio.NullIO, nil, nil
+	}
+	logPath, err := filepath.Abs(spec.LogPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case (spec.Stdin || spec.TTY) && c.logWriter == "":
+		return nil, nil, errors.New("containers with stdin or a TTY need the agent's log writer")
+	case spec.Stdin || spec.TTY:
+	case c.logWriter != "":
+		return cio.BinaryIO(c.logWriter, map[string]string{"log-writer": logPath}), nil, nil
+	default:
+		return cio.LogFile(logPath), nil, nil
+	}
+	dir := StdioDir(logPath)
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	cfg := cio.Config{Stdout: filepath.Join(dir, "stdout"), Terminal: spec.TTY}
+	if spec.Stdin {
+		cfg.Stdin = filepath.Join(dir, "stdin")
+	}
+	if !spec.TTY {
+		cfg.Stderr = filepath.Join(dir, "stderr")
+	}
+	args := []string{"log-writer", "--pid-file", filepath.Join(dir, "writer.pid")}
+	for _, f := range []struct{ flag, path string }{{"--stdin", cfg.Stdin}, {"--stdout", cfg.Stdout}, {"--stderr", cfg.Stderr}} {
+		if f.path == "" {
+			continue
+		}
+		if err := unix.Mkfifo(f.path, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("making %s: %w", f.path, err)
+		}
+		args = append(args, f.flag, f.path)
+	}
+	cmd := exec.Command(c.logWriter, append(args, logPath)...)
+	// A session of its own: it outlives the agent, like the container it serves.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("starting the log writer: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	return func(string) (cio.IO, error) { return &fifoIO{cfg: cfg}, nil }, cmd, nil
+}
+
+// StdioDir is where the FIFOs of a container with stdin or a TTY live, beside its log.
+func StdioDir(logPath string) string {
+	return strings.TrimSuffix(logPath, ".log") + ".io"
+}
+
+// fifoIO hands the shim FIFO paths that another process (the log writer) serves.
+type fifoIO struct{ cfg cio.Config }
+
+func (f *fifoIO) Config() cio.Config { return f.cfg }
+func (f *fifoIO) Cancel()            {}
+func (f *fifoIO) Wait()              {}
+func (f *fifoIO) Close() error       { return nil }
+
+// CloseStdin closes the stdin of container id's main process (stdinOnce after an attach).
+func (c *Containerd) CloseStdin(ctx context.Context, id string) error {
+	ctx = c.ctx(ctx)
+	task, err := c.task(ctx, id)
+	if err != nil {
+		return err
+	}
+	return task.CloseIO(ctx, containerd.WithStdinCloser)
+}
+
+// ResizeTTY sets the terminal size of container id's main process.
+func (c *Containerd) ResizeTTY(ctx context.Context, id string, size TermSize) error {
+	ctx = c.ctx(ctx)
+	task, err := c.task(ctx, id)
+	if err != nil {
+		return err
+	}
+	return task.Resize(ctx, uint32(size.Width), uint32(size.Height))
+}
+
+func (c *Containerd) task(ctx context.Context, id string) (containerd.Task, error) {
+	ctr, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", ErrContainerNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ctr.Task(ctx, nil)
 }
 
 // withImageEntrypointAndArgs keeps the image's entrypoint and replaces its cmd, as

@@ -112,12 +112,14 @@ func (p *ContainerdProcess) Stop() {
 }
 
 // Teardown removes everything an agent left running: the containers of its containerd
-// namespace (stopped with a short grace period), their pod network namespaces, and the
-// containerd it ran under dir (found through its pid file). `skiff dev` uses it on Ctrl-C,
+// namespace (stopped with a short grace period), their pod networks (addresses, network
+// namespaces, the agent's bridge; the agent's data dir is dir's parent), and the containerd
+// it ran under dir (found through its pid file). `skiff dev` uses it on Ctrl-C,
 // tests at their end; a production agent never calls it, because its containers must
 // outlive it.
 func Teardown(ctx context.Context, dir, namespace string) error {
 	socket := filepath.Join(dir, "containerd.sock")
+	var uids []string
 	if answers(ctx, socket) {
 		rt, err := NewContainerd(socket, namespace)
 		if err != nil {
@@ -137,14 +139,26 @@ func Teardown(ctx context.Context, dir, namespace string) error {
 						_ = rt.Stop(ctx, c.ID, 0)
 					}
 					_ = rt.Remove(ctx, c.ID)
-					if uid := c.Labels[labelPodUID]; uid != "" {
-						_ = exec.Command("ip", "netns", "delete", netnsName(uid)).Run()
-					}
 				}(c)
+				if uid := c.Labels[labelPodUID]; uid != "" {
+					uids = append(uids, uid)
+				}
 			}
 			wg.Wait()
 		}
 		rt.Close()
+	}
+	// Addresses go back before their namespaces go: CNI DEL needs the namespace.
+	teardownNetwork(ctx, filepath.Dir(dir))
+	if entries, err := os.ReadDir(filepath.Join(filepath.Dir(dir), "pods")); err == nil {
+		for _, e := range entries {
+			uids = append(uids, e.Name()) // pods that never got a container have a namespace too
+		}
+	}
+	for _, uid := range uids {
+		if _, err := os.Stat("/var/run/netns/" + netnsName(uid)); err == nil {
+			_ = exec.Command("ip", "netns", "delete", netnsName(uid)).Run()
+		}
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "containerd.pid"))
 	if err != nil {

@@ -61,17 +61,19 @@ func (a *Agent) containerExec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no command given", http.StatusBadRequest)
 		return
 	}
-	id, err := a.runningContainer(r, ns, name, container)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	conn, err := execUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade answered the client
 	}
 	defer conn.Close()
 	var mu sync.Mutex
+	// A refusal goes on the error channel: before the upgrade kubectl would take it for
+	// "no WebSocket here" and retry over SPDY, losing the reason.
+	id, err := a.runningContainer(r, ns, name, container)
+	if err != nil {
+		wsFail(conn, &mu, metav1.StatusReasonBadRequest, err.Error())
+		return
+	}
 	tty := q.Get("tty") == "true" || q.Get("tty") == "1"
 	var stdin io.Reader
 	var stdinW *io.PipeWriter

@@ -24,6 +24,7 @@ func configErrorf(format string, args ...any) error {
 type sources struct {
 	a          *Agent
 	ns         string
+	podIP      string // the pod's address, known before its status says so
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
 }
@@ -184,6 +185,12 @@ func (s *sources) valueFrom(ctx context.Context, pod *corev1.Pod, from *corev1.E
 		case p == "status.hostIP":
 			return s.a.cfg.Address, true, nil
 		case p == "status.podIP":
+			if pod.Spec.HostNetwork {
+				return s.a.cfg.Address, true, nil
+			}
+			if s.podIP != "" {
+				return s.podIP, true, nil
+			}
 			return pod.Status.PodIP, true, nil
 		case strings.HasPrefix(p, "metadata.labels['"):
 			return pod.Labels[strings.TrimSuffix(strings.TrimPrefix(p, "metadata.labels['"), "']")], true, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ type podWorker struct {
 	started   map[string]time.Time   // container ID → when first seen running
 	probes    map[string]*probeState // container ID → its probes' state
 	netns     string
+	podIP     string // from the pod network; "" without one (or for hostNetwork pods)
+	// finalChecked is set once a final pod's network was released.
+	finalChecked bool
 }
 
 // syncParallelism bounds how many pods sync at once.
@@ -105,9 +109,29 @@ func (a *Agent) syncAll(ctx context.Context) {
 			a.teardown(ctx, uid, ctrs, 2*time.Second)
 		}
 	}
+	// A pod can leave without containers (it never got one started) yet hold a network
+	// namespace and an address, remembered by a worker or, across restarts, on disk.
+	a.workersMu.Lock()
+	var gone []string
+	for uid := range a.workers {
+		if !desired[uid] && byPod[uid] == nil {
+			gone = append(gone, uid)
+		}
+	}
+	a.workersMu.Unlock()
+	if n := a.cfg.Network; n != nil {
+		for _, uid := range n.Attached() {
+			if !desired[uid] && byPod[uid] == nil && !slices.Contains(gone, uid) {
+				gone = append(gone, uid)
+			}
+		}
+	}
+	for _, uid := range gone {
+		a.teardown(ctx, uid, nil, 0)
+	}
 }
 
-// teardown stops and removes a pod's containers and its network namespace.
+// teardown stops and removes a pod's containers, its network and its directory.
 func (a *Agent) teardown(ctx context.Context, uid string, ctrs []ContainerStatus, grace time.Duration) {
 	for _, c := range ctrs {
 		if c.State == StateRunning {
@@ -120,13 +144,27 @@ func (a *Agent) teardown(ctx context.Context, uid string, ctrs []ContainerStatus
 		}
 	}
 	a.workersMu.Lock()
-	w := a.workers[uid]
 	delete(a.workers, uid)
 	a.workersMu.Unlock()
-	if w != nil && w.netns != "" {
-		_ = exec.Command("ip", "netns", "delete", w.netns).Run()
+	a.releaseNetwork(ctx, uid)
+	// Its logs and volumes go with it, as the kubelet removes a deleted pod's directory.
+	_ = os.RemoveAll(filepath.Join(a.cfg.DataDir, "pods", uid))
+}
+
+// releaseNetwork gives back pod uid's address (CNI DEL) and deletes its network namespace.
+// It is idempotent, and needs nothing but the UID, so it works for pods a previous run of
+// the agent set up.
+func (a *Agent) releaseNetwork(ctx context.Context, uid string) {
+	name := netnsName(uid)
+	path := "/var/run/netns/" + name
+	if n := a.cfg.Network; n != nil {
+		if err := n.Detach(ctx, uid, path); err != nil {
+			a.log.Warn("releasing the pod network", "pod", uid, "error", err)
+		}
 	}
-	_ = os.RemoveAll(filepath.Join(a.cfg.DataDir, "pods", uid, "volumes"))
+	if _, err := os.Stat(path); err == nil {
+		_ = exec.Command("ip", "netns", "delete", name).Run()
+	}
 }
 
 // latest returns, per container name, the newest attempt and the one before it.
@@ -166,10 +204,25 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 		return a.cfg.Client.FinishPodDeletion(ctx, pod)
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		return nil // final: nothing restarts
+		// Final: nothing restarts, so the address goes back to the pool (the status keeps
+		// it, as the kubelet's does).
+		if w.netns != "" || w.podIP != "" || !w.finalChecked {
+			a.releaseNetwork(ctx, uid)
+			w.netns, w.podIP, w.finalChecked = "", "", true
+		}
+		return nil
 	}
+	fresh := false
 	if !pod.Spec.HostNetwork && w.netns == "" {
-		w.netns = a.ensureNetNS(uid)
+		w.netns, fresh = a.ensureNetNS(uid)
+	}
+	if !pod.Spec.HostNetwork && w.netns != "" && w.podIP == "" && a.cfg.Network != nil {
+		ip, err := a.cfg.Network.Attach(ctx, uid, "/var/run/netns/"+w.netns, pod, fresh)
+		if err != nil {
+			a.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
+			return err // containers wait for the network; the next pass retries
+		}
+		w.podIP = ip
 	}
 	cur, prev := latest(ctrs)
 	initDone := true
@@ -328,6 +381,7 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker
 		ID: containerID(pod, c.Name, n), Image: c.Image, Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
 		LogPath:     a.LogPath(string(pod.UID), c.Name, n),
 		HostNetwork: pod.Spec.HostNetwork,
+		Stdin:       c.Stdin, TTY: c.TTY,
 		Labels: map[string]string{labelPodUID: string(pod.UID), labelPodNS: pod.Namespace, labelPodName: pod.Name,
 			labelContainer: c.Name, labelAttempt: strconv.Itoa(n)},
 	}
@@ -335,6 +389,7 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker
 		spec.NetNSPath = "/var/run/netns/" + w.netns
 	}
 	src := a.sources(pod)
+	src.podIP = w.podIP
 	env, err := src.resolveEnv(ctx, pod, c)
 	if err != nil {
 		return spec, err
@@ -366,8 +421,7 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker
 	return spec, nil
 }
 
-// ensureNetNS makes the pod's network namespace (loopback up), shared by its containers.
-// It is where CNI will add interfaces; without iproute2 each container gets its own.
+// netnsName is the name of pod uid's network namespace (under /var/run/netns).
 func netnsName(uid string) string {
 	name := "skiff-" + uid
 	if len(name) > 40 {
@@ -376,17 +430,23 @@ func netnsName(uid string) string {
 	return name
 }
 
-func (a *Agent) ensureNetNS(uid string) string {
+// ensureNetNS makes the pod's network namespace (loopback up), shared by its containers,
+// and reports whether it had to create it (a namespace that outlived the agent is reused).
+// CNI adds the pod's interface there; without iproute2 each container gets its own.
+func (a *Agent) ensureNetNS(uid string) (string, bool) {
 	name := netnsName(uid)
 	if _, err := os.Stat("/var/run/netns/" + name); err == nil {
-		return name
+		return name, false
 	}
+	// The pod's directory records that the namespace exists, for Teardown to find it even
+	// when the pod never got a container.
+	_ = os.MkdirAll(filepath.Join(a.cfg.DataDir, "pods", uid), 0o755)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		a.log.Warn("creating the pod network namespace failed; containers get their own", "error", err, "output", string(out))
-		return ""
+		return "", false
 	}
 	_ = exec.Command("ip", "-n", name, "link", "set", "lo", "up").Run()
-	return name
+	return name, true
 }
 
 // podStatus computes the pod's status from what runs.
@@ -395,6 +455,8 @@ func (a *Agent) podStatus(pod *corev1.Pod, w *podWorker, cur, prev map[string]Co
 	st := &corev1.PodStatus{HostIP: a.cfg.Address, HostIPs: []corev1.HostIP{{IP: a.cfg.Address}}, QOSClass: old.QOSClass, StartTime: old.StartTime}
 	if pod.Spec.HostNetwork {
 		st.PodIP, st.PodIPs = a.cfg.Address, []corev1.PodIP{{IP: a.cfg.Address}}
+	} else if w.podIP != "" {
+		st.PodIP, st.PodIPs = w.podIP, []corev1.PodIP{{IP: w.podIP}}
 	}
 	if st.StartTime == nil {
 		now := metav1.NewTime(time.Now().Truncate(time.Second))

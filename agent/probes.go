@@ -98,8 +98,14 @@ func (a *Agent) probe(ctx context.Context, pod *corev1.Pod, w *podWorker, c core
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	nsPath := ""
-	if !pod.Spec.HostNetwork && w.netns != "" {
+	// As the kubelet, probe the pod's IP from the node; a pod without one (no pod network)
+	// is probed on its loopback from inside its namespace.
+	nsPath, defaultHost := "", "127.0.0.1"
+	switch {
+	case pod.Spec.HostNetwork:
+	case w.podIP != "":
+		defaultHost = w.podIP
+	case w.netns != "":
 		nsPath = "/var/run/netns/" + w.netns
 	}
 	switch {
@@ -120,7 +126,7 @@ func (a *Agent) probe(ctx context.Context, pod *corev1.Pod, w *podWorker, c core
 		}
 		host := p.HTTPGet.Host
 		if host == "" {
-			host = "127.0.0.1"
+			host = defaultHost
 		}
 		scheme := "http"
 		if p.HTTPGet.Scheme == corev1.URISchemeHTTPS {
@@ -149,7 +155,7 @@ func (a *Agent) probe(ctx context.Context, pod *corev1.Pod, w *podWorker, c core
 		}
 		host := p.TCPSocket.Host
 		if host == "" {
-			host = "127.0.0.1"
+			host = defaultHost
 		}
 		conn, err := dialInNetNS(ctx, nsPath, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {

@@ -35,6 +35,9 @@ type ContainerSpec struct {
 	CPUMillis   int64 // cgroup CPU quota in millicores; 0 = none
 	HostNetwork bool
 	NetNSPath   string
+	// Stdin keeps an input open for `kubectl attach` (its FIFO is in StdioDir(LogPath));
+	// TTY gives the process a terminal.
+	Stdin, TTY bool
 }
 
 // Mount is a bind mount into a container.
@@ -102,6 +105,10 @@ type Runtime interface {
 	// a terminal when tty is set (resize carries its size changes), and returns the exit
 	// code once the command ends.
 	ExecStream(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (int, error)
+	// CloseStdin closes the stdin of a container's main process (started with Stdin).
+	CloseStdin(ctx context.Context, id string) error
+	// ResizeTTY sets the terminal size of a container's main process (started with TTY).
+	ResizeTTY(ctx context.Context, id string, size TermSize) error
 	// List reports the containers this agent created (its namespace) whose labels include
 	// every given label (nil: all), for adoption after an agent restart.
 	List(ctx context.Context, labels map[string]string) ([]ContainerStatus, error)

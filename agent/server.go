@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -13,16 +12,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// serve answers the masters' proxied requests (container logs) over HTTPS with a
+// serve answers the masters' proxied requests (logs, exec, attach, port-forward) over HTTPS with a
 // certificate the cluster CA signed, admitting only the cluster token. It blocks until ctx
 // ends.
 func (a *Agent) serve(ctx context.Context, ln net.Listener, token string) error {
@@ -43,6 +40,9 @@ func (a *Agent) serve(ctx context.Context, ln net.Listener, token string) error 
 	}
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", authorized(a.containerLogs))
 	mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", authorized(a.containerExec))
+	mux.HandleFunc("GET /attach/{namespace}/{pod}/{container}", authorized(a.containerAttach))
+	mux.HandleFunc("GET /portForward/{namespace}/{pod}", authorized(a.podPortForward))
+	mux.HandleFunc("POST /portForward/{namespace}/{pod}", authorized(a.podPortForward))
 	a.drillRoutes(mux, authorized)
 	srv := &http.Server{Handler: a.drillGate(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -79,8 +79,9 @@ func (a *Agent) certificate(ctx context.Context) (tls.Certificate, error) {
 }
 
 // containerLogs streams a container's log file: the current attempt, or the previous one
-// with previous=true; tailLines and limitBytes trim it; follow=true keeps streaming while
-// the container runs.
+// with previous=true; tailLines, sinceSeconds, sinceTime and limitBytes trim it,
+// timestamps=true puts each line's time in front, and follow=true keeps streaming while the
+// container runs.
 func (a *Agent) containerLogs(w http.ResponseWriter, r *http.Request) {
 	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	uid := a.podUID(ns, name)
@@ -106,50 +107,32 @@ func (a *Agent) containerLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start", container, name), http.StatusBadRequest)
 		return
 	}
-	f, err := os.Open(a.LogPath(uid, container, attempt(c)))
+	opts, err := parseLogOptions(r, time.Now())
 	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	path := a.LogPath(uid, container, attempt(c))
+	if _, err := os.Stat(path); err != nil {
 		http.Error(w, fmt.Sprintf("no log for container %q: %v", container, err), http.StatusNotFound)
 		return
 	}
-	defer f.Close()
-	data, _ := io.ReadAll(f)
-	if n, err := strconv.Atoi(r.URL.Query().Get("tailLines")); err == nil && n >= 0 {
-		data = tail(data, n)
-	}
-	if n, err := strconv.Atoi(r.URL.Query().Get("limitBytes")); err == nil && n >= 0 && len(data) > n {
-		data = data[:n]
-	}
 	w.Header().Set("Content-Type", "text/plain")
-	_, _ = w.Write(data)
 	flusher, _ := w.(http.Flusher)
-	if r.URL.Query().Get("follow") != "true" || c.State != StateRunning || flusher == nil {
-		return
-	}
-	flusher.Flush()
-	rd := bufio.NewReader(f)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := rd.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
+	flush := func() {
+		if flusher != nil {
 			flusher.Flush()
-			continue
 		}
-		if err != nil && err != io.EOF {
-			return
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-		if st, err := a.cfg.Runtime.Status(r.Context(), c.ID); err != nil || st.State != StateRunning {
-			rest, _ := io.ReadAll(rd)
-			_, _ = w.Write(rest)
-			return
-		}
+	}
+	running := func() bool {
+		st, err := a.cfg.Runtime.Status(r.Context(), c.ID)
+		return err == nil && st.State == StateRunning
+	}
+	if c.State != StateRunning {
+		opts.follow = false
+	}
+	if err := serveLog(r.Context(), w, flush, path, opts, running); err != nil {
+		a.log.Debug("serving a log ended", "container", c.ID, "error", err)
 	}
 }
 

@@ -41,6 +41,8 @@ func runAgent(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:10250", "HTTPS address the masters reach for container logs (announced in gossip)")
 	preload := fs.Bool("preload-busybox", false, "import the busybox test image (from Debian's busybox-static) at start")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	podCIDR := fs.String("pod-cidr", "", "IPv4 CIDR this node's pods get addresses from (written to Node.spec.podCIDR); default: kept from an earlier run of this data dir, else a free 10.88.X.0/24 with X from a hash of --name")
+	cniBinDir := fs.String("cni-bin-dir", strings.Join(agent.DefaultCNIBinDirs, ":"), "where the CNI plugins (bridge, host-local, portmap) are; without them pods get no IP of their own")
 	allowDrills := fs.Bool("allow-drills", false, "let 'skiff drill agent-partition' cut this agent off gossip and the masters for a while (through a master); off, it answers 403")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: skiff agent --join ADDR --kubeconfig FILE [flags]
@@ -105,6 +107,11 @@ Flags:
 		return err
 	}
 	defer rt.Close()
+	if exe, err := os.Executable(); err == nil {
+		rt.SetLogWriter(exe)
+	} else {
+		logger.Warn("container logs carry no times: cannot find the skiff binary", "error", err)
+	}
 	if *preload {
 		img, err := testimage.Busybox()
 		if err != nil {
@@ -118,6 +125,18 @@ Flags:
 			return err
 		}
 		logger.Info("imported test image", "image", testimage.BusyboxRef)
+	}
+
+	network, err := agent.NewPodNetwork(agent.NetworkConfig{NodeName: *name, DataDir: *dataDir, PodCIDR: *podCIDR,
+		BinDirs: filepath.SplitList(*cniBinDir), Logger: logger.With("component", "network")})
+	switch {
+	case errors.Is(err, agent.ErrNoCNIPlugins):
+		logger.Warn("running pods without pod IPs (loopback only)", "error", err)
+		network = nil
+	case err != nil:
+		return fmt.Errorf("pod network: %w", err)
+	default:
+		logger.Info("pod network ready", "cidr", network.CIDR.String(), "bridge", network.Bridge)
 	}
 
 	var key []byte
@@ -185,10 +204,14 @@ Flags:
 	}()
 	a := agent.New(agent.Config{Name: *name, DataDir: *dataDir, Address: *address, Labels: nodeLabels, Taints: nodeTaints,
 		Runtime: rt, Client: client, Logger: logger, Listener: ln, Token: token, InsecureRegistries: splitList(*insecure),
-		AllowDrills: *allowDrills, Gossip: pool})
+		AllowDrills: *allowDrills, Gossip: pool, Network: network})
 	logger.Info("agent started", "node", *name, "containerd", socket)
 	return a.Run(ctx)
 }
+
+// runLogWriter is `skiff log-writer`, run by containerd's shim (and by the agent for
+// containers with stdin) to write a container's output with a time on every line.
+func runLogWriter(args []string) error { return agent.RunLogWriter(args) }
 
 func firstNonEmpty(s ...string) string {
 	for _, x := range s {

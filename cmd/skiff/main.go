@@ -27,6 +27,7 @@ func commands() []command {
 		{"snapshot", "save, inspect and restore backups of the cluster state", runSnapshot},
 		{"recover", "make a surviving master the only one after the cluster lost its quorum", runRecover},
 		{"kubeconfig", "print the admin kubeconfig of a master's data dir", runKubeconfig},
+		{"log-writer", "(internal) write a container's log with a time on each line; the agent and containerd run it", runLogWriter},
 		{"image", "import image archives into an agent's containerd (skiff image import FILE)", runImage},
 		{"version", "print the version", func([]string) error { fmt.Println("skiff", version); return nil }},
 	}

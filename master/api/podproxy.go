@@ -39,8 +39,9 @@ type AgentLocator func(node string) (addr string, ok bool)
 // SetAgentLocator tells the server how to reach agents, for pods/log.
 func (s *Server) SetAgentLocator(l AgentLocator) { s.agents = l }
 
-// podProxy answers pods/{log,exec,attach,portforward}: logs are proxied to the pod's agent;
-// the others answer with a clear error until agents serve them.
+// podProxy answers pods/{log,exec,attach,portforward} by proxying them to the agent running
+// the pod: logs as a plain stream, the others as upgraded connections (WebSocket for exec
+// and attach; WebSocket-tunneled SPDY or plain SPDY for port-forward) spliced end to end.
 func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	st, obj, err := s.current(c, info)
 	if err != nil {
@@ -50,15 +51,8 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	if pod.Spec.NodeName == "" {
 		return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
 	}
-	if info.Subresource == "attach" || info.Subresource == "portforward" {
-		return writeStatus(c, apierrors.NewServiceUnavailable(fmt.Sprintf(
-			"%s is not supported by skiff agents yet (pod %s on node %s)", info.Subresource, pod.Name, pod.Spec.NodeName)))
-	}
-	if info.Subresource == "exec" && !strings.EqualFold(c.Request().Header.Get("Upgrade"), "websocket") {
-		return writeStatus(c, apierrors.NewBadRequest("skiff serves exec over WebSocket (kubectl ≥ 1.30 uses it by default); SPDY is not supported"))
-	}
 	container := c.QueryParam("container")
-	if container == "" {
+	if container == "" && info.Subresource != "portforward" {
 		if len(pod.Spec.Containers) != 1 {
 			var names []string
 			for _, ct := range pod.Spec.Containers {
@@ -80,11 +74,29 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	if err != nil {
 		return writeStatus(c, err)
 	}
-	if info.Subresource == "exec" {
-		return s.proxyExec(c, pod, container, addr, transport, AdminToken(st))
+	// After the agent lookup: kubectl retries a failed WebSocket upgrade over SPDY and shows
+	// only the second answer, so "no agent" must be what both attempts hear.
+	upgrade := c.Request().Header.Get("Upgrade")
+	if (info.Subresource == "exec" || info.Subresource == "attach") && !strings.EqualFold(upgrade, "websocket") {
+		return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("skiff serves %s over WebSocket (kubectl ≥ 1.30 uses it by default); SPDY is not supported", info.Subresource)))
+	}
+	if info.Subresource == "portforward" && upgrade == "" {
+		return writeStatus(c, apierrors.NewBadRequest("port-forward needs a WebSocket or SPDY upgrade"))
+	}
+	switch info.Subresource {
+	case "exec":
+		q := pickQuery(c, "stdin", "stdout", "stderr", "tty")
+		q["command"] = c.QueryParams()["command"]
+		return s.proxyUpgrade(c, pod, fmt.Sprintf("/exec/%s/%s/%s", pod.Namespace, pod.Name, container), q, addr, transport, AdminToken(st))
+	case "attach":
+		q := pickQuery(c, "stdin", "stdout", "stderr", "tty")
+		return s.proxyUpgrade(c, pod, fmt.Sprintf("/attach/%s/%s/%s", pod.Namespace, pod.Name, container), q, addr, transport, AdminToken(st))
+	case "portforward":
+		q := url.Values{"ports": c.QueryParams()["ports"]}
+		return s.proxyUpgrade(c, pod, fmt.Sprintf("/portForward/%s/%s", pod.Namespace, pod.Name), q, addr, transport, AdminToken(st))
 	}
 	q := url.Values{}
-	for _, k := range []string{"follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds"} {
+	for _, k := range []string{"follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds", "sinceTime"} {
 		if v := c.QueryParam(k); v != "" {
 			q.Set(k, v)
 		}
@@ -123,18 +135,22 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	}
 }
 
-// proxyExec hands kubectl's WebSocket exec request to the pod's agent and splices the two
-// upgraded connections together (httputil.ReverseProxy does the upgrade dance).
-func (s *Server) proxyExec(c echo.Context, pod *corev1.Pod, container, agentAddr string, transport http.RoundTripper, token string) error {
+// pickQuery copies the named query parameters that are set.
+func pickQuery(c echo.Context, keys ...string) url.Values {
 	q := url.Values{}
-	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
+	for _, k := range keys {
 		if v := c.QueryParam(k); v != "" {
 			q.Set(k, v)
 		}
 	}
-	q["command"] = c.QueryParams()["command"]
-	target := &url.URL{Scheme: "https", Host: agentAddr,
-		Path: fmt.Sprintf("/exec/%s/%s/%s", pod.Namespace, pod.Name, container), RawQuery: q.Encode()}
+	return q
+}
+
+// proxyUpgrade hands kubectl's upgrading request (exec, attach, port-forward) to the pod's
+// agent at path and splices the two upgraded connections together, whatever protocol they
+// then speak (httputil.ReverseProxy does the upgrade dance for WebSocket and SPDY alike).
+func (s *Server) proxyUpgrade(c echo.Context, pod *corev1.Pod, path string, q url.Values, agentAddr string, transport http.RoundTripper, token string) error {
+	target := &url.URL{Scheme: "https", Host: agentAddr, Path: path, RawQuery: q.Encode()}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL = target
