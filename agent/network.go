@@ -44,8 +44,8 @@ type PodNetwork struct {
 	CIDR   *net.IPNet
 	Bridge string
 
-	cni  *libcni.CNIConfig
-	list *libcni.NetworkConfigList
+	binDirs []string
+	list    *libcni.NetworkConfigList
 	dir  string // <data-dir>/cni
 	log  *slog.Logger
 }
@@ -100,8 +100,7 @@ func NewPodNetwork(cfg NetworkConfig) (*PodNetwork, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
-	n := &PodNetwork{CIDR: cidr, Bridge: bridge, list: list, dir: dir, log: cfg.Logger,
-		cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, filepath.Join(dir, "cache"), nil)}
+	n := &PodNetwork{CIDR: cidr, Bridge: bridge, list: list, dir: dir, log: cfg.Logger, binDirs: cfg.BinDirs}
 	if err := n.ensureBridge(); err != nil {
 		return nil, err
 	}
@@ -316,17 +315,18 @@ func (n *PodNetwork) runtimeConf(uid, netnsPath string, pod *corev1.Pod) *libcni
 // took the old one with its interface): then the stale attachment is released first.
 func (n *PodNetwork) Attach(ctx context.Context, uid, netnsPath string, pod *corev1.Pod, fresh bool) (string, error) {
 	rt := n.runtimeConf(uid, netnsPath, pod)
-	if res, err := n.cni.GetNetworkListCachedResult(n.list, rt); err == nil && res != nil {
+	cni := n.plugins()
+	if res, err := cni.GetNetworkListCachedResult(n.list, rt); err == nil && res != nil {
 		ip := resultIP(res)
 		if ip != "" && !fresh {
 			return ip, nil
 		}
-		_ = n.cni.DelNetworkList(ctx, n.list, rt)
+		_ = cni.DelNetworkList(ctx, n.list, rt)
 	}
-	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
+	res, err := cni.AddNetworkList(ctx, n.list, rt)
 	if err != nil {
 		// Release whatever the failed ADD got half-way to (an address, a veth).
-		_ = n.cni.DelNetworkList(context.WithoutCancel(ctx), n.list, rt)
+		_ = cni.DelNetworkList(context.WithoutCancel(ctx), n.list, rt)
 		return "", fmt.Errorf("setting up the pod network: %w", err)
 	}
 	ip := resultIP(res)
@@ -360,10 +360,17 @@ func (n *PodNetwork) Detach(ctx context.Context, uid, netnsPath string) error {
 	if _, err := os.Stat(netnsPath); err != nil {
 		rt.NetNS = "" // gone already: release the address and what lives outside it
 	}
-	if err := n.cni.DelNetworkList(ctx, n.list, rt); err != nil {
+	if err := n.plugins().DelNetworkList(ctx, n.list, rt); err != nil {
 		return fmt.Errorf("tearing down the pod network: %w", err)
 	}
 	return nil
+}
+
+// plugins returns a CNI invoker for one call. libcni's CNIConfig initialises itself lazily
+// and is not safe for concurrent use, and pods are set up in parallel; a fresh one per call
+// is cheap (the shared state — IPAM leases, iptables — is locked by the plugins).
+func (n *PodNetwork) plugins() *libcni.CNIConfig {
+	return libcni.NewCNIConfigWithCacheDir(n.binDirs, filepath.Join(n.dir, "cache"), nil)
 }
 
 func (n *PodNetwork) cachePath(uid string) string {

@@ -224,6 +224,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 		}
 		w.podIP = ip
 	}
+	ctrs = a.dropUnstarted(ctx, pod, ctrs)
 	cur, prev := latest(ctrs)
 	initDone := true
 	for _, c := range pod.Spec.InitContainers {
@@ -312,6 +313,26 @@ func restarts(policy corev1.RestartPolicy, exitCode int) bool {
 }
 
 // maybeStart starts the next attempt of container c unless its back-off has not elapsed.
+// dropUnstarted removes containers that were created but never started: a sync creates and
+// starts a container in one step, so one found in that state was left by an agent that died
+// in between. Left alone it would block its pod forever (it is neither running nor exited);
+// removed, this pass starts the same attempt again.
+func (a *Agent) dropUnstarted(ctx context.Context, pod *corev1.Pod, ctrs []ContainerStatus) []ContainerStatus {
+	kept := ctrs[:0:0]
+	for _, c := range ctrs {
+		if c.State != StateCreated {
+			kept = append(kept, c)
+			continue
+		}
+		a.log.Info("removing a container that was created but never started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Labels[labelContainer], "id", c.ID)
+		if err := a.cfg.Runtime.Remove(ctx, c.ID); err != nil {
+			a.log.Warn("removing an unstarted container", "id", c.ID, "error", err)
+			kept = append(kept, c) // try again on the next pass
+		}
+	}
+	return kept
+}
+
 func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c corev1.Container, last ContainerStatus, hasLast bool) {
 	n := 0
 	if hasLast {

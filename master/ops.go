@@ -187,11 +187,12 @@ func (m *Master) kvPut(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// storeError maps the store's errors onto HTTP: no leader is a retryable 503, an unknown
-// outcome a 504 the client must not assume failed.
+// storeError maps the store's errors onto HTTP: no leader, or a data dir too full to write
+// the Raft log, is a retryable 503; an unknown outcome a 504 the client must not assume
+// failed.
 func storeError(c echo.Context, err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrShutdown):
+	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrShutdown), errors.Is(err, raft.ErrDiskFull):
 		c.Response().Header().Set("Retry-After", "1")
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, raft.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):

@@ -88,6 +88,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		cfg.ClusterName = "skiff"
 	}
 	cfg.armDrills()
+	if cfg.Raft.OnDiskFull == nil {
+		cfg.Raft.OnDiskFull = diskFullLogger(cfg.Logger)
+	}
 	node, err := raft.Open(cfg.Raft)
 	if err != nil {
 		return nil, err

@@ -54,6 +54,11 @@ type Config struct {
 	// WrapConn secures node-to-node connections (TLS); nil means plain TCP.
 	WrapConn ConnWrapper
 
+	// OnDiskFull, when set, is called when the data dir becomes too full to write the Raft
+	// log or term (full, with the failure) and when a write succeeds again (not full, nil
+	// error). See diskfull.go for how the node behaves meanwhile. It must not block.
+	OnDiskFull func(full bool, err error)
+
 	// Logger receives Raft's logs; nil writes warnings and errors to LogOutput.
 	Logger    hclog.Logger
 	LogOutput io.Writer

@@ -27,6 +27,7 @@ type Node struct {
 	rpc   *rpcClient
 	logs  *countingLogStore
 	bolt  *raftboltdb.BoltStore
+	disk  *diskWatch
 	snaps hraft.SnapshotStore
 
 	leadership *leadership
@@ -72,7 +73,8 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("opening raft log %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
 	}
-	n.logs = &countingLogStore{LogStore: n.bolt}
+	n.disk = &diskWatch{id: cfg.ID, notify: cfg.OnDiskFull}
+	n.logs = &countingLogStore{LogStore: &watchedLogStore{LogStore: n.bolt, d: n.disk}}
 	cached, err := hraft.NewLogCache(1024, n.logs)
 	if err != nil {
 		return err
@@ -122,7 +124,8 @@ func (n *Node) open() error {
 	notify := make(chan bool, 64)
 	rc.NotifyCh = notify
 
-	n.raft, err = hraft.NewRaft(rc, n.fsm, cached, n.bolt, n.snaps, n.trans)
+	n.raft, err = hraft.NewRaft(rc, n.fsm, &diskFullLogStore{LogStore: cached, d: n.disk},
+		&watchedStableStore{StableStore: n.bolt, d: n.disk}, n.snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}

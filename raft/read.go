@@ -72,6 +72,12 @@ func (n *Node) LinearizableRead(ctx context.Context) (*fsm.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.fsm.Revision() < idx {
+		// A node that cannot write its log cannot catch up: say so rather than wait.
+		if err := n.disk.check(); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
 		return nil, fmt.Errorf("read barrier: %w", err)
 	}

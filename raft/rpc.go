@@ -32,6 +32,7 @@ const (
 	statusNoLeader
 	statusUnknownOutcome
 	statusShutdown
+	statusDiskFull
 )
 
 var statusErrors = map[byte]error{
@@ -39,6 +40,7 @@ var statusErrors = map[byte]error{
 	statusNoLeader:       ErrNoLeader,
 	statusUnknownOutcome: ErrUnknownOutcome,
 	statusShutdown:       ErrShutdown,
+	statusDiskFull:       ErrDiskFull,
 }
 
 func statusOf(err error) byte {

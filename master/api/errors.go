@@ -40,6 +40,14 @@ func toStatus(err error) *metav1.Status {
 		}
 		st.Details.RetryAfterSeconds = 1
 		return &st
+	case errors.Is(err, raft.ErrDiskFull):
+		// Not applied; another master (the new leader, if this one led) can take it.
+		st := apierrors.NewServiceUnavailable("not applied, retry: " + err.Error()).Status()
+		if st.Details == nil {
+			st.Details = &metav1.StatusDetails{}
+		}
+		st.Details.RetryAfterSeconds = 1
+		return &st
 	case errors.Is(err, raft.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):
 		st := apierrors.NewTimeoutError("the write may or may not have been applied: "+err.Error(), 1).Status()
 		st.Code = http.StatusGatewayTimeout

@@ -1,7 +1,10 @@
 // Package cluster runs the built skiff binary as a multi-process cluster on loopback for
 // end-to-end tests and benchmarks: each master a separate process with its own data dir,
 // killed with SIGKILL and restarted on demand. It talks to the masters with the
-// kubeconfig they write, as a user would.
+// kubeconfig they write, as a user would. An isolated cluster (StartWith, Options.Isolate)
+// runs every process in a network namespace of its own, so faults (faults.go: partitions,
+// splits, links down, SIGSTOP, full data dirs on tmpfs) are real; KVWorkload records a
+// history for the shared verifiers.
 package cluster
 
 import (
@@ -39,6 +42,7 @@ type Cluster struct {
 	args    [][]string
 	mu      sync.Mutex
 	procs   []*exec.Cmd
+	exited  map[*exec.Cmd]chan struct{} // closed once the process is reaped
 	token   string
 	caPool  *x509.CertPool
 	caPEM   []byte
@@ -46,7 +50,7 @@ type Cluster struct {
 	logPath []string
 	// Net and hosts are set for an isolated cluster (Options.Isolate): hosts[i] is master
 	// i's network namespace.
-	Net      *Network
+	Net       *Network
 	hosts     []*Host
 	diskSize  string
 	movedPort int // MoveRaft's last port offset in an isolated cluster
@@ -135,7 +139,11 @@ func Start(t testing.TB, n int, extraArgs ...string) *Cluster {
 // answers on all of them. Everything it starts or creates is stopped and removed in
 // t.Cleanup; a failed test keeps the masters' logs (see ArtifactsDir in test/verify).
 func StartWith(t testing.TB, opts Options) *Cluster {
+	t.Helper()
 	n, extraArgs := opts.Masters, opts.Args
+	if opts.Isolate || opts.DataDirSize != "" {
+		RequireFaultTools(t) // before anything else, so its message is the one seen
+	}
 	dir := t.TempDir()
 	c := &Cluster{t: t, Dir: dir, Bin: Binary(t), diskSize: opts.DataDirSize}
 	if opts.Isolate {
@@ -266,12 +274,21 @@ func (c *Cluster) Restart(i int) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
+	exited := make(chan struct{})
 	c.mu.Lock()
 	c.procs[i] = cmd
+	if c.exited == nil {
+		c.exited = map[*exec.Cmd]chan struct{}{}
+	}
+	c.exited[cmd] = exited
 	c.mu.Unlock()
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
+		close(exited)
+		c.mu.Lock()
+		delete(c.exited, cmd)
+		c.mu.Unlock()
 	}()
 }
 
@@ -280,16 +297,14 @@ func (c *Cluster) Kill(i int) {
 	c.mu.Lock()
 	p := c.procs[i]
 	c.procs[i] = nil
+	exited := c.exited[p]
 	c.mu.Unlock()
 	if p == nil {
 		return
 	}
 	_ = p.Process.Signal(syscall.SIGKILL)
-	for p.ProcessState == nil {
-		if err := p.Process.Signal(syscall.Signal(0)); err != nil {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	if exited != nil {
+		<-exited // reaped by Restart's goroutine
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"skiff/test/verify"
@@ -152,4 +153,27 @@ func (c *Cluster) FreeDisk(i int) {
 	if err := FreeDisk(c.DataDir(i)); err != nil {
 		c.t.Fatal(fmt.Errorf("freeing %s's data dir: %w", c.Names[i], err))
 	}
+}
+
+// LogPath is the file master i's output goes to.
+func (c *Cluster) LogPath(i int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logPath[i]
+}
+
+// LogPath is the file the agent's output goes to.
+func (a *Agent) LogPath() string { return a.logPath }
+
+// KillAll sends SIGKILL to every running master at once and waits for all of them to die.
+func (c *Cluster) KillAll() {
+	var wg sync.WaitGroup
+	for i := range c.Names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Kill(i)
+		}()
+	}
+	wg.Wait()
 }

@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"skiff/test/cluster"
+	"skiff/test/verify"
 )
 
-// kill -9 the leader under writes, twice: a new leader takes over, writes continue, the
+// kill -9 the leader under writes, four times: a new leader takes over, writes continue, the
 // killed master comes back and catches up, nothing acknowledged is lost.
 func TestKillLeaderUnderWrites(t *testing.T) {
 	c := start(t, 3)
 	w := c.StartWorkload(cluster.WorkloadOptions{})
 	progress(t, w, 20, 30*time.Second, "before any fault")
-	for round := 0; round < 2; round++ {
+	for round := 0; round < 4; round++ {
 		old := waitLeader(t, c, -1)
 		c.Kill(old)
 		t.Logf("killed the leader %s", c.Names[old])
@@ -34,16 +35,31 @@ func TestKillLeaderUnderWrites(t *testing.T) {
 // after the heal it rejoins and converges.
 func TestPartitionLeader(t *testing.T) {
 	c := start(t, 3)
-	// Clients 0 and 1 send everything to the old leader once it is cut off, the others
-	// spread over every master.
+	// Once the old leader is cut off, clients 0 to 2 send it creates (reads, and so
+	// compare-and-sets, fail there before writing) and the others spread over the
+	// majority, as clients that failed over would.
 	var pinned atomic.Int32
 	pinned.Store(-1)
-	w := c.StartWorkload(cluster.WorkloadOptions{Clients: 6, Target: func(client int, rng *rand.Rand) int {
-		if p := int(pinned.Load()); p >= 0 && client < 2 {
-			return p
-		}
-		return rng.Intn(len(c.Names))
-	}})
+	const toOld = 3
+	w := c.StartWorkload(cluster.WorkloadOptions{Clients: 6,
+		Target: func(client int, rng *rand.Rand) int {
+			p := int(pinned.Load())
+			if p >= 0 && client < toOld {
+				return p
+			}
+			for {
+				if i := rng.Intn(len(c.Names)); i != p {
+					return i
+				}
+			}
+		},
+		Op: func(client int, rng *rand.Rand) string {
+			if client < toOld && pinned.Load() >= 0 {
+				return verify.KVCreate
+			}
+			return []string{verify.KVGet, verify.KVCreate, verify.KVCAS, verify.KVCAS}[rng.Intn(4)]
+		},
+	})
 	progress(t, w, 20, 30*time.Second, "before any fault")
 	old := waitLeader(t, c, -1)
 	c.Partition(old)
@@ -75,14 +91,14 @@ func TestPartitionLeader(t *testing.T) {
 	finish(t, c, w)
 }
 
-// SIGSTOP the leader for three election timeouts, then SIGCONT: the others elect a new
-// leader meanwhile; the resumed master steps down, acknowledges nothing it should not and
+// SIGSTOP the leader for three election timeouts, then SIGCONT, three times: the others
+// elect a new leader meanwhile; the resumed master steps down, acknowledges nothing it should not and
 // catches up.
 func TestPauseLeader(t *testing.T) {
 	c := start(t, 3)
 	w := c.StartWorkload(cluster.WorkloadOptions{})
 	progress(t, w, 20, 30*time.Second, "before any fault")
-	for round := 0; round < 2; round++ {
+	for round := 0; round < 3; round++ {
 		old := waitLeader(t, c, -1)
 		c.Pause(old)
 		t.Logf("stopped the leader %s", c.Names[old])
@@ -98,16 +114,15 @@ func TestPauseLeader(t *testing.T) {
 	finish(t, c, w)
 }
 
-// kill -9 every master at once, under writes, and restart them all: the cluster elects a
-// leader again from what is on disk, and nothing acknowledged before the crash is lost.
+// kill -9 every master at once, under writes, and restart them all, three times: the
+// cluster elects a leader again from what is on disk, and nothing acknowledged before the
+// crash is lost.
 func TestKillAllMasters(t *testing.T) {
 	c := start(t, 3)
 	w := c.StartWorkload(cluster.WorkloadOptions{})
-	for round := 0; round < 2; round++ {
+	for round := 0; round < 3; round++ {
 		progress(t, w, 30, 30*time.Second, "before killing every master")
-		for i := range c.Names {
-			c.Kill(i)
-		}
+		c.KillAll()
 		t.Logf("killed every master")
 		for i := range c.Names {
 			c.Restart(i)

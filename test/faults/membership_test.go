@@ -46,9 +46,42 @@ func waitVoters(t *testing.T, c *cluster.Cluster, on []int, want ...string) {
 	}
 }
 
-// A fourth master joins under writes and becomes a voter; then the leader itself is
-// removed through /skiff/v1/raft/remove-peer (asked of another master) and stopped. The
-// three left elect a leader and carry on, and the history stays linearizable throughout.
+// removePeer removes master id from the Raft configuration through master via, and
+// waits until the masters left agree on the voters; then it kills the removed master, as
+// an operator would stop it.
+func removePeer(t *testing.T, c *cluster.Cluster, via, id int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := c.Do(ctx, via, http.MethodPost, "/skiff/v1/raft/remove-peer?id="+c.Names[id], "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("removing %s through %s: %s", c.Names[id], c.Names[via], resp.Status)
+	}
+	before, err := voters(c, via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rest []int
+	var restNames []string
+	for i, name := range c.Names {
+		if i != id && c.Running(i) && slices.Contains(before, name) {
+			rest = append(rest, i)
+			restNames = append(restNames, name)
+		}
+	}
+	waitVoters(t, c, rest, restNames...)
+	c.Kill(id)
+	t.Logf("removed %s; the voters are %v", c.Names[id], restNames)
+}
+
+// Under writes: a fourth master joins and becomes a voter; the leader itself is removed
+// through /skiff/v1/raft/remove-peer (asked of another master) and stopped; a fifth master
+// joins; a follower is removed. Every step keeps a leader and the writes going, and the
+// history stays linearizable throughout.
 func TestAddRemoveMasterUnderWrites(t *testing.T) {
 	c := start(t, 3)
 	w := c.StartWorkload(cluster.WorkloadOptions{})
@@ -64,28 +97,32 @@ func TestAddRemoveMasterUnderWrites(t *testing.T) {
 	if via == old {
 		via = (old + 1) % 3
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := c.Do(ctx, via, http.MethodPost, "/skiff/v1/raft/remove-peer?id="+c.Names[old], "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("removing the leader %s through %s: %s", c.Names[old], c.Names[via], resp.Status)
-	}
-	var rest []int
-	var restNames []string
-	for i := range c.Names {
-		if i != old {
-			rest = append(rest, i)
-			restNames = append(restNames, c.Names[i])
+	removePeer(t, c, via, old)
+	waitLeader(t, c, old)
+	progress(t, w, 20, 30*time.Second, fmt.Sprintf("after the leader %s was removed", c.Names[old]))
+
+	m5 := c.AddMaster()
+	var up []int
+	var upNames []string
+	for i, name := range c.Names {
+		if c.Running(i) {
+			up = append(up, i)
+			upNames = append(upNames, name)
 		}
 	}
-	waitVoters(t, c, rest, restNames...)
-	t.Logf("removed the leader %s; %v remain", c.Names[old], restNames)
-	c.Kill(old)
-	waitLeader(t, c, old)
-	progress(t, w, 20, 30*time.Second, fmt.Sprintf("after %s was removed", c.Names[old]))
+	waitVoters(t, c, up, upNames...)
+	t.Logf("m5 joined as a voter: %v", upNames)
+	progress(t, w, 20, 30*time.Second, "after m5 joined")
+
+	leader := waitLeader(t, c, -1)
+	follower := -1
+	for _, i := range up {
+		if i != leader && i != m5 && follower < 0 {
+			follower = i
+		}
+	}
+	removePeer(t, c, m5, follower)
+	waitLeader(t, c, follower)
+	progress(t, w, 20, 30*time.Second, fmt.Sprintf("after the follower %s was removed", c.Names[follower]))
 	finish(t, c, w)
 }

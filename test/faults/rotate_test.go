@@ -24,7 +24,7 @@ func rotateDuration(t *testing.T) time.Duration {
 }
 
 // Partitions rotate under writes for SKIFF_FAULT_ROTATE: the leader cut off, a random
-// master cut off, a non-transitive split (two masters that cannot see each other, both
+// master cut off, a split into groups, a non-transitive split (two masters that cannot see each other, both
 // seen by the third), the leader's link taken down; each for one to three seconds, then
 // healed for a moment. The history stays linearizable and the masters converge.
 func TestRotatingPartitions(t *testing.T) {
@@ -46,6 +46,11 @@ func TestRotatingPartitions(t *testing.T) {
 		}},
 		{"random master isolated", func() func() {
 			c.Partition(rng.Intn(3))
+			return c.Heal
+		}},
+		{"split into a minority and a majority", func() func() {
+			a := rng.Intn(3)
+			c.Split([]int{a}, []int{(a + 1) % 3, (a + 2) % 3})
 			return c.Heal
 		}},
 		{"non-transitive split", func() func() {
