@@ -46,8 +46,8 @@ type PodNetwork struct {
 
 	binDirs []string
 	list    *libcni.NetworkConfigList
-	dir  string // <data-dir>/cni
-	log  *slog.Logger
+	dir     string // <data-dir>/cni
+	log     *slog.Logger
 }
 
 // NetworkConfig says how an agent sets up pod networking.
