@@ -134,7 +134,7 @@ func networkConfList(node, bridge string, cidr *net.IPNet, ipamDir string) ([]by
 		"name":       "skiff-" + strings.TrimPrefix(bridge, "skf-"),
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",
 					"ranges":  [][]map[string]string{{{"subnet": cidr.String(), "gateway": gw.String()}}},
@@ -167,7 +167,7 @@ const cidrLock = "/run/skiff-pod-cidr.lock"
 // choice is written to <dir>/pod-cidr. Choosing happens under a host-wide file lock, and
 // the caller claims the CIDR by bringing up its bridge right after.
 func resolvePodCIDR(dir, node, flag, bridge string) (*net.IPNet, error) {
-	path := filepath.Join(dir, "pod-cidr")
+	path := filepath.Join(dir, podCIDRFile)
 	if flag != "" {
 		_, cidr, err := net.ParseCIDR(flag)
 		if err != nil || cidr.IP.To4() == nil {
@@ -258,10 +258,33 @@ func (n *PodNetwork) ensureBridge() error {
 	if err := upBridge(n.Bridge, n.CIDR); err != nil {
 		return err
 	}
+	if err := masquerade("-A", n.Bridge, n.CIDR.String()); err != nil {
+		n.log.Warn("masquerading the pod CIDR failed; pods may not reach beyond this host", "error", err)
+	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		n.log.Warn("enabling IPv4 forwarding failed; pods may not reach other nodes", "error", err)
 	}
 	return nil
+}
+
+// masquerade adds (-A, once) or deletes (-D) the node's one rule that masquerades traffic
+// from the pod CIDR to anywhere outside it. The bridge plugin's own ipMasq would add a chain
+// and rules per pod; iptables serialises every caller on one lock, and that made starting
+// 100 pods take twice as long.
+func masquerade(op, bridge, cidr string) error {
+	rule := []string{"-t", "nat", "POSTROUTING", "-s", cidr, "!", "-d", cidr, "-m", "comment", "--comment", "skiff " + bridge, "-j", "MASQUERADE"}
+	run := func(flag string) error {
+		args := append([]string{"-w", rule[0], rule[1], flag}, rule[2:]...)
+		out, err := exec.Command("iptables", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if op == "-A" && run("-C") == nil {
+		return nil // already there (an agent restart)
+	}
+	return run(op)
 }
 
 func upBridge(bridge string, cidr *net.IPNet) error {
@@ -436,7 +459,13 @@ func teardownNetwork(ctx context.Context, dataDir string) {
 			Bridge string `json:"bridge"`
 		}
 		if json.Unmarshal(p.Bytes, &b) == nil && strings.HasPrefix(b.Bridge, "skf-") {
+			if cidr, err := os.ReadFile(filepath.Join(dir, podCIDRFile)); err == nil {
+				_ = masquerade("-D", b.Bridge, strings.TrimSpace(string(cidr)))
+			}
 			_ = exec.Command("ip", "link", "delete", b.Bridge).Run()
 		}
 	}
 }
+
+// podCIDRFile, under <data-dir>/cni, remembers the node's pod CIDR across restarts.
+const podCIDRFile = "pod-cidr"
