@@ -18,130 +18,109 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// containerAttach serves `kubectl attach` over the WebSocket remote-command protocol (as
-// exec): the container's output from now on, read from its log (so attaching never takes
-// output away from the log), and, for a container whose spec asks for stdin, input written
-// to the stdin FIFO its log writer holds open. With stdinOnce the container's stdin closes
-// when the first attach ends its input. The session ends when the container exits or the
-// client leaves.
+// containerAttach serves `kubectl attach` over the remote-command protocol (WebSocket or
+// SPDY, as exec): the container's output from now on, read from its log (so attaching never
+// takes output away from the log), and, for a container whose spec asks for stdin, input
+// written to the stdin FIFO its log writer holds open. With stdinOnce the container's stdin
+// closes when the first attach ends its input. The session ends when the container exits or
+// the client leaves.
 func (a *Agent) containerAttach(w http.ResponseWriter, r *http.Request) {
 	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
-	q := r.URL.Query()
-	flag := func(k string) bool { return q.Get(k) == "true" || q.Get(k) == "1" }
+	o := parseRCOptions(r)
 	// Refusals travel on the error channel after the upgrade: an answer before it would
 	// read to kubectl as "WebSocket not supported" and send it off to SPDY instead.
-	conn, err := execUpgrader.Upgrade(w, r, nil)
+	sess, err := openRemoteCommand(w, r, o)
 	if err != nil {
-		return // Upgrade answered the client
-	}
-	defer conn.Close()
-	var mu sync.Mutex
-	spec, ok := a.podContainer(ns, name, container)
-	if !ok {
-		wsFail(conn, &mu, metav1.StatusReasonNotFound, fmt.Sprintf("container %q not found in pod %s/%s on node %s", container, ns, name, a.cfg.Name))
+		a.log.Debug("attach session not opened", "pod", ns+"/"+name, "error", err)
 		return
 	}
-	wantStdin, tty := flag("stdin"), flag("tty") && spec.TTY
-	if wantStdin && !spec.Stdin {
-		wsFail(conn, &mu, metav1.StatusReasonBadRequest, fmt.Sprintf("cannot attach to the stdin of container %q in pod %q: it was not created with stdin: true (set stdin: true in its spec, or use kubectl exec -i)",
+	spec, ok := a.podContainer(ns, name, container)
+	if !ok {
+		sess.fail(metav1.StatusReasonNotFound, fmt.Sprintf("container %q not found in pod %s/%s on node %s", container, ns, name, a.cfg.Name))
+		return
+	}
+	tty := o.tty && spec.TTY
+	if o.stdin && !spec.Stdin {
+		sess.fail(metav1.StatusReasonBadRequest, fmt.Sprintf("cannot attach to the stdin of container %q in pod %q: it was not created with stdin: true (set stdin: true in its spec, or use kubectl exec -i)",
 			container, name))
 		return
 	}
 	uid := a.podUID(ns, name)
 	id, err := a.runningContainer(r, ns, name, container)
 	if err != nil {
-		wsFail(conn, &mu, metav1.StatusReasonBadRequest, err.Error())
+		sess.fail(metav1.StatusReasonBadRequest, err.Error())
 		return
 	}
 	ctrs, err := a.cfg.Runtime.List(r.Context(), map[string]string{labelPodUID: uid, labelContainer: container})
 	if err != nil {
-		wsFail(conn, &mu, metav1.StatusReasonInternalError, err.Error())
+		sess.fail(metav1.StatusReasonInternalError, err.Error())
 		return
 	}
 	cur, _ := latest(ctrs)
 	logPath := a.LogPath(uid, container, attempt(cur[container]))
 	var stdinPipe *os.File
-	if wantStdin {
+	if o.stdin {
 		// The log writer holds the FIFO open, so this open never blocks on a reader.
 		stdinPipe, err = os.OpenFile(filepath.Join(StdioDir(logPath), "stdin"), os.O_WRONLY|unix.O_NONBLOCK, 0)
 		if err != nil {
-			wsFail(conn, &mu, metav1.StatusReasonInternalError, fmt.Sprintf("the stdin of container %q is not available: %v", container, err))
+			sess.fail(metav1.StatusReasonInternalError, fmt.Sprintf("the stdin of container %q is not available: %v", container, err))
 			return
 		}
 		defer stdinPipe.Close()
 	}
 	logs, err := openLogReader(logPath)
 	if err != nil {
-		wsFail(conn, &mu, metav1.StatusReasonInternalError, fmt.Sprintf("the output of container %q is not available: %v", container, err))
+		sess.fail(metav1.StatusReasonInternalError, fmt.Sprintf("the output of container %q is not available: %v", container, err))
 		return
 	}
 	defer logs.Close()
 	if _, err := logs.f.Seek(0, io.SeekEnd); err != nil {
-		wsFail(conn, &mu, metav1.StatusReasonInternalError, err.Error())
+		sess.fail(metav1.StatusReasonInternalError, err.Error())
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 
-	// Input: stdin messages to the FIFO; resizes to the terminal. The client leaving ends
-	// the session (the container goes on).
-	stdinClosed := false
-	closeStdin := func() {
-		if stdinClosed || stdinPipe == nil {
-			return
-		}
-		stdinClosed = true
-		stdinPipe.Close()
-		if spec.StdinOnce {
-			_ = a.cfg.Runtime.CloseStdin(context.WithoutCancel(ctx), id)
-		}
+	// Input to the FIFO until the client closes it or leaves (the container goes on); with
+	// stdinOnce that closes the container's stdin for good.
+	if stdinPipe != nil && sess.stdin != nil {
+		go func() {
+			_, _ = io.Copy(stdinPipe, sess.stdin)
+			stdinPipe.Close()
+			if spec.StdinOnce {
+				_ = a.cfg.Runtime.CloseStdin(context.WithoutCancel(ctx), id)
+			}
+		}()
 	}
 	go func() {
-		defer cancel()
-		for {
-			typ, msg, err := conn.ReadMessage()
-			if err != nil {
-				closeStdin()
-				return
+		for sz := range sess.resize {
+			if tty {
+				_ = a.cfg.Runtime.ResizeTTY(ctx, id, sz)
 			}
-			if typ != websocket.BinaryMessage || len(msg) == 0 {
-				continue
-			}
-			switch msg[0] {
-			case chanStdin:
-				if stdinPipe != nil && !stdinClosed {
-					_, _ = stdinPipe.Write(msg[1:])
-				}
-			case chanClose:
-				if len(msg) > 1 && msg[1] == chanStdin {
-					closeStdin()
-				}
-			case chanResize:
-				var sz struct{ Width, Height uint16 }
-				if tty && json.Unmarshal(msg[1:], &sz) == nil {
-					_ = a.cfg.Runtime.ResizeTTY(ctx, id, TermSize{sz.Width, sz.Height})
-				}
-			}
+		}
+	}()
+	go func() {
+		select {
+		case <-sess.gone:
+			cancel()
+		case <-ctx.Done():
 		}
 	}()
 
 	// Output: entries appended to the log, by stream.
-	stdout, stderr := flag("stdout"), flag("stderr") && !tty
 	emit := func(e logEntry) error {
-		ch := byte(chanStdout)
+		out := sess.stdout
 		if e.stream == "stderr" && !tty {
-			if !stderr {
-				return nil
-			}
-			ch = chanStderr
-		} else if !stdout {
+			out = sess.stderr
+		}
+		if out == nil {
 			return nil
 		}
 		data := e.content
 		if !e.partial {
 			data = append(append([]byte{}, data...), '\n')
 		}
-		_, err := wsWriter{&mu, conn, ch}.Write(data)
+		_, err := out.Write(data)
 		return err
 	}
 	running := func() bool {
@@ -153,7 +132,7 @@ func (a *Agent) containerAttach(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		st = metav1.Status{Status: metav1.StatusFailure, Message: err.Error(), Reason: metav1.StatusReasonInternalError}
 	}
-	wsFinish(conn, &mu, st)
+	sess.finish(st)
 }
 
 // wsFinish sends a remote-command session's final Status on the error channel and closes

@@ -1,13 +1,9 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gorilla/websocket"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,92 +48,27 @@ func (w wsWriter) Write(p []byte) (int, error) {
 }
 
 // containerExec runs a command in a running container for `kubectl exec`, streaming over a
-// WebSocket that the master proxies from kubectl.
+// WebSocket or SPDY connection that the master proxies from kubectl.
 func (a *Agent) containerExec(w http.ResponseWriter, r *http.Request) {
 	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
-	q := r.URL.Query()
-	cmd := q["command"]
+	cmd := r.URL.Query()["command"]
 	if len(cmd) == 0 {
 		http.Error(w, "no command given", http.StatusBadRequest)
 		return
 	}
-	conn, err := execUpgrader.Upgrade(w, r, nil)
+	o := parseRCOptions(r)
+	sess, err := openRemoteCommand(w, r, o)
 	if err != nil {
-		return // Upgrade answered the client
-	}
-	defer conn.Close()
-	var mu sync.Mutex
-	// A refusal goes on the error channel: before the upgrade kubectl would take it for
-	// "no WebSocket here" and retry over SPDY, losing the reason.
-	id, err := a.runningContainer(r, ns, name, container)
-	if err != nil {
-		wsFail(conn, &mu, metav1.StatusReasonBadRequest, err.Error())
+		a.log.Debug("exec session not opened", "pod", ns+"/"+name, "error", err)
 		return
 	}
-	tty := q.Get("tty") == "true" || q.Get("tty") == "1"
-	var stdin io.Reader
-	var stdinW *io.PipeWriter
-	if q.Get("stdin") == "true" || q.Get("stdin") == "1" {
-		var pr *io.PipeReader
-		pr, stdinW = io.Pipe()
-		stdin = pr
+	id, err := a.runningContainer(r, ns, name, container)
+	if err != nil {
+		sess.fail(metav1.StatusReasonBadRequest, err.Error())
+		return
 	}
-	var stdout, stderr io.Writer
-	if q.Get("stdout") == "true" || q.Get("stdout") == "1" {
-		stdout = wsWriter{&mu, conn, chanStdout}
-	}
-	if (q.Get("stderr") == "true" || q.Get("stderr") == "1") && !tty {
-		stderr = wsWriter{&mu, conn, chanStderr}
-	}
-	resize := make(chan TermSize, 4)
-	go func() {
-		defer close(resize)
-		for {
-			typ, msg, err := conn.ReadMessage()
-			if err != nil {
-				if stdinW != nil {
-					stdinW.Close()
-				}
-				return
-			}
-			if typ != websocket.BinaryMessage || len(msg) == 0 {
-				continue
-			}
-			switch msg[0] {
-			case chanStdin:
-				if stdinW != nil {
-					_, _ = stdinW.Write(msg[1:])
-				}
-			case chanClose:
-				if len(msg) > 1 && msg[1] == chanStdin && stdinW != nil {
-					stdinW.Close()
-				}
-			case chanResize:
-				var sz struct{ Width, Height uint16 }
-				if json.Unmarshal(msg[1:], &sz) == nil {
-					select {
-					case resize <- TermSize{sz.Width, sz.Height}:
-					default:
-					}
-				}
-			}
-		}
-	}()
-	code, err := a.cfg.Runtime.ExecStream(r.Context(), id, cmd, tty, stdin, stdout, stderr, resize)
-	st := metav1.Status{Status: metav1.StatusSuccess}
-	switch {
-	case err != nil:
-		st = metav1.Status{Status: metav1.StatusFailure, Message: err.Error(), Reason: metav1.StatusReasonInternalError}
-	case code != 0:
-		st = metav1.Status{Status: metav1.StatusFailure, Reason: "NonZeroExitCode",
-			Message: fmt.Sprintf("command terminated with non-zero exit code: exit status %d", code),
-			Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: "ExitCode", Message: strconv.Itoa(code)}}}}
-	}
-	b, _ := json.Marshal(st)
-	_, _ = wsWriter{&mu, conn, chanError}.Write(b)
-	mu.Lock()
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	mu.Unlock()
+	code, err := a.cfg.Runtime.ExecStream(r.Context(), id, cmd, o.tty, sess.stdin, sess.stdout, sess.stderr, sess.resize)
+	sess.finish(execStatus(code, err))
 }
 
 // runningContainer finds the running container name of pod ns/pod.

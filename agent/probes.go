@@ -163,8 +163,14 @@ func (a *Agent) probe(ctx context.Context, pod *corev1.Pod, w *podWorker, c core
 		}
 		conn.Close()
 		return true, ""
+	case p.GRPC != nil:
+		service := ""
+		if p.GRPC.Service != nil {
+			service = *p.GRPC.Service
+		}
+		return grpcProbe(ctx, nsPath, defaultHost, int(p.GRPC.Port), service)
 	}
-	return false, "unsupported probe handler (gRPC probes are not supported yet)"
+	return false, "the probe has no handler (exec, httpGet, tcpSocket or grpc)"
 }
 
 func resolvePort(p intstr.IntOrString, c corev1.Container) (int, error) {

@@ -41,6 +41,9 @@ func (a *Agent) serve(ctx context.Context, ln net.Listener, token string) error 
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", authorized(a.containerLogs))
 	mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", authorized(a.containerExec))
 	mux.HandleFunc("GET /attach/{namespace}/{pod}/{container}", authorized(a.containerAttach))
+	// kubectl sends exec and attach as GET over WebSocket and as POST over SPDY.
+	mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", authorized(a.containerExec))
+	mux.HandleFunc("POST /attach/{namespace}/{pod}/{container}", authorized(a.containerAttach))
 	mux.HandleFunc("GET /portForward/{namespace}/{pod}", authorized(a.podPortForward))
 	mux.HandleFunc("POST /portForward/{namespace}/{pod}", authorized(a.podPortForward))
 	a.drillRoutes(mux, authorized)

@@ -40,8 +40,9 @@ type AgentLocator func(node string) (addr string, ok bool)
 func (s *Server) SetAgentLocator(l AgentLocator) { s.agents = l }
 
 // podProxy answers pods/{log,exec,attach,portforward} by proxying them to the agent running
-// the pod: logs as a plain stream, the others as upgraded connections (WebSocket for exec
-// and attach; WebSocket-tunneled SPDY or plain SPDY for port-forward) spliced end to end.
+// the pod: logs as a plain stream, the others as upgraded connections (WebSocket or plain
+// SPDY for exec and attach; WebSocket-tunneled SPDY or plain SPDY for port-forward) spliced
+// end to end.
 func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	st, obj, err := s.current(c, info)
 	if err != nil {
@@ -77,11 +78,8 @@ func (s *Server) podProxy(c echo.Context, info requestInfo) error {
 	// After the agent lookup: kubectl retries a failed WebSocket upgrade over SPDY and shows
 	// only the second answer, so "no agent" must be what both attempts hear.
 	upgrade := c.Request().Header.Get("Upgrade")
-	if (info.Subresource == "exec" || info.Subresource == "attach") && !strings.EqualFold(upgrade, "websocket") {
-		return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("skiff serves %s over WebSocket (kubectl ≥ 1.30 uses it by default); SPDY is not supported", info.Subresource)))
-	}
-	if info.Subresource == "portforward" && upgrade == "" {
-		return writeStatus(c, apierrors.NewBadRequest("port-forward needs a WebSocket or SPDY upgrade"))
+	if info.Subresource != "log" && upgrade == "" {
+		return writeStatus(c, apierrors.NewBadRequest(fmt.Sprintf("%s needs a WebSocket or SPDY upgrade", info.Subresource)))
 	}
 	switch info.Subresource {
 	case "exec":
