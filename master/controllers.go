@@ -31,17 +31,27 @@ type controllerSpec struct {
 
 // controllerSpecs lists every level-triggered controller, in the order they start.
 var controllerSpecs = []controllerSpec{
-	{"replicaset-controller", 4, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return replicaset.New(c, r) }, 0},
-	{"deployment-controller", 2, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return deployment.New(c, r) }, 0},
-	{"endpoints-controller", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return endpoints.New(c) }, 0},
+	{"replicaset-controller", 4, withEvents(replicaset.New), 0},
+	{"deployment-controller", 2, withEvents(deployment.New), 0},
+	{"endpoints-controller", 2, withoutEvents(endpoints.New), 0},
 	{"daemonset-controller", 2, daemonset.New, 0},
 	{"statefulset-controller", 2, statefulset.New, 0},
 	{"job-controller", 2, job.New, 0},
 	{"cronjob-controller", 1, cronjob.New, 0},
 	// The collector's resync walks every object, so it runs rarely; deletions reach it
 	// through the owner index as they happen.
-	{"garbage-collector", 2, func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return gc.New(c) }, 5 * time.Minute},
-	{"disruption-controller", 1, func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return disruption.New(c, r) }, 0},
+	{"garbage-collector", 2, withoutEvents(gc.New), 5 * time.Minute},
+	{"disruption-controller", 1, withEvents(disruption.New), 0},
+}
+
+// withEvents adapts a constructor returning its concrete controller type.
+func withEvents[T controller.Reconciler](build func(*controller.Client, *controller.Recorder) T) func(*controller.Client, *controller.Recorder) controller.Reconciler {
+	return func(c *controller.Client, r *controller.Recorder) controller.Reconciler { return build(c, r) }
+}
+
+// withoutEvents adapts the constructor of a controller that records no events.
+func withoutEvents[T controller.Reconciler](build func(*controller.Client) T) func(*controller.Client, *controller.Recorder) controller.Reconciler {
+	return func(c *controller.Client, _ *controller.Recorder) controller.Reconciler { return build(c) }
 }
 
 // registerControllers makes every controller a leader routine of node: each starts after
