@@ -192,12 +192,27 @@ type PodEvent struct {
 // WatchPods streams changes to the pods bound to node after revision rv, until ctx ends or
 // the stream breaks (the caller relists on 410 and rewatches otherwise).
 func (c *Client) WatchPods(ctx context.Context, node, rv string, fn func(PodEvent) error) error {
+	path := "/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion=" + url.QueryEscape(rv) +
+		"&fieldSelector=" + url.QueryEscape("spec.nodeName="+node)
+	return c.watch(ctx, path, "watch", func(typ string, obj json.RawMessage) error {
+		ev := PodEvent{Type: typ}
+		if err := json.Unmarshal(obj, &ev.Pod); err != nil {
+			return fmt.Errorf("watch event: %w", err)
+		}
+		return fn(ev)
+	})
+}
+
+// watch opens a watch on path at the current master and hands each event's type and raw
+// object to fn until ctx ends, the stream breaks, the server sends an ERROR event (returned
+// as a *StatusError) or fn fails. A failed connection or broken stream moves the client on to
+// the next master unless ctx ended. what prefixes stream decoding errors ("watch stream").
+// It blocks for the life of the stream.
+func (c *Client) watch(ctx context.Context, path, what string, fn func(typ string, obj json.RawMessage) error) error {
 	server, n := c.server(0)
 	if n == 0 {
 		return errors.New("no master known yet")
 	}
-	path := "/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion=" + url.QueryEscape(rv) +
-		"&fieldSelector=" + url.QueryEscape("spec.nodeName="+node)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+server+path, nil)
 	if err != nil {
 		return err
@@ -228,18 +243,14 @@ func (c *Client) WatchPods(ctx context.Context, node, rv string, fn func(PodEven
 			Object json.RawMessage `json:"object"`
 		}
 		if err := json.Unmarshal(line, &raw); err != nil {
-			return fmt.Errorf("watch stream: %w", err)
+			return fmt.Errorf("%s stream: %w", what, err)
 		}
-		ev := PodEvent{Type: raw.Type}
 		if raw.Type == "ERROR" {
 			var st metav1.Status
 			_ = json.Unmarshal(raw.Object, &st)
 			return &StatusError{Code: int(st.Code), Status: st}
 		}
-		if err := json.Unmarshal(raw.Object, &ev.Pod); err != nil {
-			return fmt.Errorf("watch event: %w", err)
-		}
-		if err := fn(ev); err != nil {
+		if err := fn(raw.Type, raw.Object); err != nil {
 			return err
 		}
 	}

@@ -1,47 +1,22 @@
 package master
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"skiff/gossip"
-	"skiff/master/api"
-	"skiff/raft"
 )
 
 // startDrillMaster runs a one-master cluster with drills allowed and gossip on loopback.
 func startDrillMaster(t *testing.T) *Master {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := Start(context.Background(), Config{
-		Raft:        raft.Config{ID: "m1", DataDir: filepath.Join(dir, "m1"), BindAddr: "127.0.0.1:0"},
-		APIAddr:     "127.0.0.1:0",
+	return startTestMaster(t, Config{
 		Gossip:      gossip.Config{Name: "m1", BindAddr: "127.0.0.1:0"},
 		AllowDrills: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
-	select {
-	case <-m.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the API did not start within 30s")
-	}
-	ca, err := api.ClusterCA(m.Node().FSM().State())
-	if err != nil || ca == nil {
-		t.Fatalf("no CA: %v", err)
-	}
-	pool, _ := ca.Pool()
-	testClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	testToken = api.AdminToken(m.Node().FSM().State())
-	return m
 }
 
 func drillStatus(t *testing.T, base string) DrillStatus {

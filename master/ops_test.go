@@ -18,11 +18,22 @@ import (
 // startSingle runs a one-master cluster on loopback with a real Raft node on disk.
 func startSingle(t *testing.T) *Master {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := Start(context.Background(), Config{
-		Raft:    raft.Config{ID: "m1", DataDir: filepath.Join(dir, "m1"), BindAddr: "127.0.0.1:0"},
-		APIAddr: "127.0.0.1:0",
-	})
+	m := startTestMaster(t, Config{})
+	if kc, err := os.ReadFile(m.KubeconfigPath()); err != nil || !strings.Contains(string(kc), testToken) {
+		t.Fatalf("kubeconfig not written with the admin token: %v", err)
+	}
+	return m
+}
+
+// startTestMaster runs a one-master cluster "m1" from cfg with its Raft node on disk under
+// a test directory and Raft and the API on loopback (it sets cfg.Raft and cfg.APIAddr), waits
+// for the API, and points testClient and testToken at it. The master shuts down when the
+// test ends.
+func startTestMaster(t *testing.T, cfg Config) *Master {
+	t.Helper()
+	cfg.Raft = raft.Config{ID: "m1", DataDir: filepath.Join(t.TempDir(), "m1"), BindAddr: "127.0.0.1:0"}
+	cfg.APIAddr = "127.0.0.1:0"
+	m, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +50,6 @@ func startSingle(t *testing.T) *Master {
 	pool, _ := ca.Pool()
 	testClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	testToken = api.AdminToken(m.Node().FSM().State())
-	if kc, err := os.ReadFile(m.KubeconfigPath()); err != nil || !strings.Contains(string(kc), testToken) {
-		t.Fatalf("kubeconfig not written with the admin token: %v", err)
-	}
 	return m
 }
 

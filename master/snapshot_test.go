@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"skiff/fsm"
 	"skiff/master/api"
@@ -167,6 +168,15 @@ func TestSnapshotRestoreIntoAnotherClusterKeepsItsIdentity(t *testing.T) {
 	}
 
 	dst := startSingle(t) // from here on, testClient and testToken are dst's
+	// A master records its API address shortly after it starts serving; the restore must
+	// find it there to keep it.
+	deadline := time.Now().Add(30 * time.Second)
+	for dst.Node().FSM().State().Get(fsm.Key{Resource: api.InternalResource, Name: masterAPIKey("m1")}) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the master never recorded its API address")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	dstCA, _ := api.ClusterCA(dst.Node().FSM().State())
 	srcCA, _ := api.ClusterCA(src.Node().FSM().State())
 	if bytes.Equal(dstCA.CertPEM, srcCA.CertPEM) {

@@ -53,32 +53,42 @@ func defaultKubeconfig() string {
 }
 
 func loadClient(path string) (*apiClient, error) {
-	b, err := os.ReadFile(path)
+	server, token, pool, err := readKubeconfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading kubeconfig: %w", err)
-	}
-	var kc kubeconfigFile
-	if err := yaml.Unmarshal(b, &kc); err != nil {
-		return nil, fmt.Errorf("parsing kubeconfig %s: %w", path, err)
-	}
-	if len(kc.Clusters) == 0 || len(kc.Users) == 0 {
-		return nil, errors.New("kubeconfig has no cluster or no user")
-	}
-	ca, err := base64.StdEncoding.DecodeString(kc.Clusters[0].Cluster.CAData)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, errors.New("kubeconfig CA does not parse")
+		return nil, err
 	}
 	return &apiClient{
-		server: kc.Clusters[0].Cluster.Server,
-		token:  kc.Users[0].User.Token,
+		server: server,
+		token:  token,
 		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		}},
 	}, nil
+}
+
+// readKubeconfig reads what the CLI needs from the kubeconfig at path: the first cluster's
+// server (as written) and CA, and the first user's token.
+func readKubeconfig(path string) (server, token string, pool *x509.CertPool, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("reading kubeconfig: %w", err)
+	}
+	var kc kubeconfigFile
+	if err := yaml.Unmarshal(b, &kc); err != nil {
+		return "", "", nil, fmt.Errorf("parsing kubeconfig %s: %w", path, err)
+	}
+	if len(kc.Clusters) == 0 || len(kc.Users) == 0 {
+		return "", "", nil, fmt.Errorf("kubeconfig %s has no cluster or no user", path)
+	}
+	ca, err := base64.StdEncoding.DecodeString(kc.Clusters[0].Cluster.CAData)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("kubeconfig CA: %w", err)
+	}
+	pool = x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return "", "", nil, errors.New("kubeconfig CA does not parse")
+	}
+	return kc.Clusters[0].Cluster.Server, kc.Users[0].User.Token, pool, nil
 }
 
 // getJSON GETs path from server (empty: the kubeconfig's) into out.

@@ -6,19 +6,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
-
-	"sigs.k8s.io/yaml"
 )
 
 // drillAPI talks to one master's HTTPS API with the kubeconfig's credentials. Each master
@@ -57,26 +53,11 @@ type drillCreds struct {
 }
 
 func readDrillCreds(path string) (*drillCreds, error) {
-	b, err := os.ReadFile(path)
+	server, token, pool, err := readKubeconfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading kubeconfig: %w", err)
+		return nil, err
 	}
-	var kc kubeconfigFile
-	if err := yaml.Unmarshal(b, &kc); err != nil {
-		return nil, fmt.Errorf("parsing kubeconfig %s: %w", path, err)
-	}
-	if len(kc.Clusters) == 0 || len(kc.Users) == 0 {
-		return nil, fmt.Errorf("kubeconfig %s has no cluster or no user", path)
-	}
-	ca, err := base64.StdEncoding.DecodeString(kc.Clusters[0].Cluster.CAData)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, errors.New("kubeconfig CA does not parse")
-	}
-	return &drillCreds{server: strings.TrimRight(kc.Clusters[0].Cluster.Server, "/"), token: kc.Users[0].User.Token, pool: pool}, nil
+	return &drillCreds{server: strings.TrimRight(server, "/"), token: token, pool: pool}, nil
 }
 
 func (k *drillCreds) master(name, base string) *drillAPI {

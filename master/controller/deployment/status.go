@@ -54,40 +54,27 @@ func conditionTime(now time.Time) metav1.Time {
 }
 
 func specReplicas(rsList []*appsv1.ReplicaSet) int32 {
-	var n int32
-	for _, rs := range rsList {
-		if rs != nil {
-			n += *rs.Spec.Replicas
-		}
-	}
-	return n
+	return sumReplicas(rsList, func(rs *appsv1.ReplicaSet) int32 { return *rs.Spec.Replicas })
 }
 
 func statusReplicas(rsList []*appsv1.ReplicaSet) int32 {
-	var n int32
-	for _, rs := range rsList {
-		if rs != nil {
-			n += rs.Status.Replicas
-		}
-	}
-	return n
+	return sumReplicas(rsList, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.Replicas })
 }
 
 func readyReplicas(rsList []*appsv1.ReplicaSet) int32 {
-	var n int32
-	for _, rs := range rsList {
-		if rs != nil {
-			n += rs.Status.ReadyReplicas
-		}
-	}
-	return n
+	return sumReplicas(rsList, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.ReadyReplicas })
 }
 
 func availableReplicas(rsList []*appsv1.ReplicaSet) int32 {
+	return sumReplicas(rsList, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.AvailableReplicas })
+}
+
+// sumReplicas adds up count over the ReplicaSets in rsList, skipping nil entries.
+func sumReplicas(rsList []*appsv1.ReplicaSet, count func(*appsv1.ReplicaSet) int32) int32 {
 	var n int32
 	for _, rs := range rsList {
 		if rs != nil {
-			n += rs.Status.AvailableReplicas
+			n += count(rs)
 		}
 	}
 	return n
