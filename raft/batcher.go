@@ -33,6 +33,10 @@ type proposal struct {
 	entry []byte
 	keys  []fsm.Key
 	done  chan proposalResult
+	// term, when set, is the only term the entry may be appended in: a leader routine's
+	// decision must not reach the log in a later term of the same node, after other
+	// leaders changed what it decided on.
+	term uint64
 }
 
 type proposalResult struct {
@@ -54,6 +58,11 @@ func newBatcher(n *Node) *batcher {
 
 // submit queues a txn entry and waits for its result. It is safe for concurrent use.
 func (b *batcher) submit(entry []byte) (*fsm.TxnResult, error) {
+	return b.submitInTerm(entry, 0)
+}
+
+// submitInTerm is submit for an entry that may only be appended in term (0: any term).
+func (b *batcher) submitInTerm(entry []byte, term uint64) (*fsm.TxnResult, error) {
 	if len(entry) == 0 || fsm.MessageType(entry[0]) != fsm.TxnType {
 		return nil, fmt.Errorf("batcher: not a txn entry")
 	}
@@ -61,7 +70,7 @@ func (b *batcher) submit(entry []byte) (*fsm.TxnResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding proposed txn: %w", err)
 	}
-	p := &proposal{entry: entry, keys: t.Keys(), done: make(chan proposalResult, 1)}
+	p := &proposal{entry: entry, keys: t.Keys(), done: make(chan proposalResult, 1), term: term}
 	select {
 	case b.in <- p:
 	case <-b.n.ctx.Done():
@@ -133,6 +142,19 @@ func overlaps(keys map[fsm.Key]bool, more []fsm.Key) bool {
 // apply hands one entry to Raft and, without blocking the batcher, delivers the results
 // and frees the slot when it is applied.
 func (b *batcher) apply(batch []*proposal) {
+	cur := b.n.raft.CurrentTerm()
+	kept := batch[:0]
+	for _, p := range batch {
+		if p.term != 0 && p.term != cur {
+			p.done <- proposalResult{err: ErrNotLeader}
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if batch = kept; len(batch) == 0 {
+		<-b.slots
+		return
+	}
 	entry := batch[0].entry
 	if len(batch) > 1 {
 		entries := make([][]byte, len(batch))

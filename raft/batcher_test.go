@@ -2,12 +2,14 @@ package raft_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"skiff/fsm"
+	"skiff/raft"
 	"skiff/raft/rafttest"
 )
 
@@ -66,4 +68,42 @@ func TestConcurrentProposalsBatchWithoutSharingKeys(t *testing.T) {
 	}
 	t.Logf("%d proposals in %d log entries", writers*40, entries)
 	c.Verify()
+}
+
+// ProposeAsLeader writes only on the leader whose routines run, never forwards, and
+// refuses a cancelled caller.
+func TestProposeAsLeaderNeverForwards(t *testing.T) {
+	c := rafttest.New(t, rafttest.Options{Size: 3})
+	li := c.WaitLeader()
+	leader := c.Node(li)
+	txn := func(name string) *fsm.Txn {
+		return &fsm.Txn{Ops: []fsm.Op{fsm.Create(fsm.Key{Resource: "r", Name: name}, []byte("v"), fsm.Meta{})}}
+	}
+	// Leader routines may not have started yet right after the election.
+	deadline := time.Now().Add(30 * time.Second)
+	for !leader.LeaderRoutinesRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("leader routines never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := leader.ProposeAsLeader(context.Background(), txn("ok")); err != nil {
+		t.Fatalf("on the leader: %v", err)
+	}
+	for i := 0; i < c.Size(); i++ {
+		if i == li {
+			continue
+		}
+		if _, err := c.Node(i).ProposeAsLeader(context.Background(), txn("forwarded")); !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("on a follower: err %v, want ErrNotLeader", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := leader.ProposeAsLeader(ctx, txn("cancelled")); err == nil {
+		t.Fatal("a cancelled caller's proposal was accepted")
+	}
+	if leader.FSM().State().Get(fsm.Key{Resource: "r", Name: "forwarded"}) != nil || leader.FSM().State().Get(fsm.Key{Resource: "r", Name: "cancelled"}) != nil {
+		t.Fatal("a refused proposal was applied")
+	}
 }

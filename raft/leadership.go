@@ -89,6 +89,8 @@ func (l *leadership) gain() {
 		return
 	}
 	ctx, cancel := context.WithCancel(l.n.ctx)
+	// Ready before the routines start: their first ProposeAsLeader checks it.
+	l.readyTerm.Store(term)
 	l.mu.Lock()
 	l.cancel = cancel
 	l.history = append(l.history, TermLeader{Term: term, ID: l.n.cfg.ID})
@@ -96,7 +98,6 @@ func (l *leadership) gain() {
 		l.startLocked(ctx, name, fn)
 	}
 	l.mu.Unlock()
-	l.readyTerm.Store(term)
 	l.on.Store(true)
 	l.n.cfg.Logger.Info("leader routines started", "term", term)
 }

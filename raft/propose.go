@@ -33,10 +33,17 @@ func (n *Node) ProposeAsLeader(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult,
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	if !n.IsLeader() {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Only the term whose routines are running may write: a node that lost and regained
+	// leadership must not let the previous term's routines (not yet stopped) act on what
+	// they read before other leaders changed it.
+	term := n.leadership.readyTerm.Load()
+	if !n.IsLeader() || term == 0 || term != n.raft.CurrentTerm() {
 		return nil, ErrNotLeader
 	}
-	return n.batcher.submit(fsm.EncodeTxn(t))
+	return n.batcher.submitInTerm(fsm.EncodeTxn(t), term)
 }
 
 // proposeEntry commits an already-encoded entry from any node.

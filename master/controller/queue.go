@@ -20,7 +20,15 @@ type queue struct {
 	processing map[fsm.Key]bool
 	dirty      map[fsm.Key]bool // queued again while processing
 	failures   map[fsm.Key]int
-	closed     bool
+	// later holds one timer per key waiting to come back (a back-off, a RequeueAfter): the
+	// earliest wins, so a key asked to come back every pass does not pile up timers.
+	later  map[fsm.Key]delayed
+	closed bool
+}
+
+type delayed struct {
+	at    time.Time
+	timer *time.Timer
 }
 
 const (
@@ -29,7 +37,7 @@ const (
 )
 
 func newQueue() *queue {
-	q := &queue{queued: map[fsm.Key]bool{}, processing: map[fsm.Key]bool{}, dirty: map[fsm.Key]bool{}, failures: map[fsm.Key]int{}}
+	q := &queue{queued: map[fsm.Key]bool{}, processing: map[fsm.Key]bool{}, dirty: map[fsm.Key]bool{}, failures: map[fsm.Key]int{}, later: map[fsm.Key]delayed{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -53,9 +61,30 @@ func (q *queue) add(k fsm.Key) {
 	q.cond.Signal()
 }
 
-// addAfter queues k after d.
+// addAfter queues k after d, unless it is already due back sooner.
 func (q *queue) addAfter(k fsm.Key, d time.Duration) {
-	time.AfterFunc(d, func() { q.add(k) })
+	at := time.Now().Add(d)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	if prev, ok := q.later[k]; ok {
+		if !prev.at.After(at) {
+			return
+		}
+		prev.timer.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		if cur, ok := q.later[k]; ok && cur.timer == t {
+			delete(q.later, k)
+		}
+		q.mu.Unlock()
+		q.add(k)
+	})
+	q.later[k] = delayed{at: at, timer: t}
 }
 
 // get blocks until a key is available, and returns false once the queue is closed.
@@ -93,10 +122,12 @@ func (q *queue) done(k fsm.Key, failed bool) {
 	}
 	q.mu.Unlock()
 	switch {
+	case again:
+		// It changed while being processed: look at the new state now, whatever the
+		// outcome of the pass that just ended (a failure keeps its count).
+		q.add(k)
 	case failed:
 		q.addAfter(k, wait)
-	case again:
-		q.add(k)
 	}
 }
 
@@ -111,6 +142,10 @@ func (q *queue) len() int {
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
+	for k, d := range q.later {
+		d.timer.Stop()
+		delete(q.later, k)
+	}
 	q.mu.Unlock()
 	q.cond.Broadcast()
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"testing"
+	"time"
 
 	"skiff/fsm"
 )
@@ -52,5 +53,34 @@ func TestQueueBacksOffFailuresExponentially(t *testing.T) {
 	q.done(got, false)
 	if _, ok := q.failures[k]; ok {
 		t.Fatal("success did not reset the failure count")
+	}
+}
+
+// A key asked to come back many times keeps one timer, the earliest; closing stops it.
+func TestQueueKeepsOneTimerPerKey(t *testing.T) {
+	q := newQueue()
+	k := fsm.Key{Resource: "x", Name: "a"}
+	for range 100 {
+		q.addAfter(k, time.Hour)
+	}
+	q.addAfter(k, 10*time.Millisecond)
+	q.addAfter(k, time.Hour) // later than what is pending: ignored
+	q.mu.Lock()
+	n := len(q.later)
+	q.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d timers for one key", n)
+	}
+	got, ok := q.get()
+	if !ok || got != k {
+		t.Fatal("the earliest timer did not bring the key back")
+	}
+	q.done(got, false)
+	q.addAfter(k, time.Hour)
+	q.close()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.later) != 0 {
+		t.Fatal("close left timers running")
 	}
 }
