@@ -65,6 +65,10 @@ const (
 	healthAlive health = iota
 	healthDead         // dead in gossip, or not in gossip at all
 	healthLeft         // left gossip gracefully
+	// healthUnknown: not in gossip and never seen there by this leader — a master whose
+	// gossip join failed, or one gossip forgot before this leader started. Never removed
+	// automatically (`skiff raft remove-peer` is the operator's tool for it).
+	healthUnknown
 )
 
 func (h health) String() string {
@@ -75,6 +79,8 @@ func (h health) String() string {
 		return "dead"
 	case healthLeft:
 		return "left"
+	case healthUnknown:
+		return "unknown"
 	}
 	return fmt.Sprintf("health(%d)", int(h))
 }
@@ -144,6 +150,9 @@ func decide(self string, servers []serverStatus, now time.Time, cfg AutopilotCon
 		d := decision{ID: s.ID}
 		gone := now.Sub(s.Since).Truncate(time.Second)
 		switch {
+		case s.Health == healthUnknown:
+			d.Rule = ruleWaiting
+			d.Reason = s.Detail + "; only a master gossip has seen is removed automatically"
 		case s.Health == healthDead && now.Sub(s.Since) < cfg.DeadServerCleanup:
 			d.Rule = ruleWaiting
 			d.Reason = fmt.Sprintf("%s for %s; removal after %s", s.Detail, gone, cfg.DeadServerCleanup)
@@ -175,7 +184,7 @@ func decide(self string, servers []serverStatus, now time.Time, cfg AutopilotCon
 // record for it is alive, else left, else dead; a master gossip does not list is dead. A
 // record without meta (undecodable) is matched by member name.
 func masterHealth(members []gossip.Member, id string) (health, string) {
-	h, detail := healthDead, "not in gossip"
+	h, detail := healthDead, detailNotInGossip
 	for _, m := range members {
 		named := m.Meta.Name == id || m.Meta.Name == "" && m.Name == id
 		if !named || m.Meta.Role != gossip.RoleMaster && m.Meta.Role != "" {
@@ -202,6 +211,9 @@ type autopilotMembership interface {
 	RemovePeer(ctx context.Context, id string) error
 }
 
+// detailNotInGossip is masterHealth's detail for a master gossip does not list.
+const detailNotInGossip = "not in gossip"
+
 // autopilotMembers is what autopilot needs of gossip (a *gossip.Pool).
 type autopilotMembers interface {
 	Members() []gossip.Member
@@ -217,8 +229,9 @@ type autopilot struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	seen   map[string]serverStatus // by ID: health and since when
-	logged map[string]string       // by ID: the rule last logged
+	seen     map[string]serverStatus // by ID: health and since when
+	logged   map[string]string       // by ID: the rule last logged
+	inGossip map[string]bool         // by ID: gossip has listed it during this term
 }
 
 func newAutopilot(cfg AutopilotConfig, node autopilotMembership, members autopilotMembers, log *slog.Logger) *autopilot {
@@ -227,7 +240,7 @@ func newAutopilot(cfg AutopilotConfig, node autopilotMembership, members autopil
 
 // Run evaluates the cluster every Interval until ctx ends (leadership lost or shutdown).
 func (a *autopilot) Run(ctx context.Context) {
-	a.seen, a.logged = map[string]serverStatus{}, map[string]string{}
+	a.seen, a.logged, a.inGossip = map[string]serverStatus{}, map[string]string{}, map[string]bool{}
 	a.log.Info("autopilot running", "dead_server_cleanup", a.cfg.DeadServerCleanup, "min_quorum", a.cfg.MinQuorum)
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
@@ -255,6 +268,11 @@ func (a *autopilot) pass(ctx context.Context) {
 	for _, p := range peers {
 		inConfig[p.ID] = true
 		h, detail := masterHealth(members, p.ID)
+		if detail != detailNotInGossip {
+			a.inGossip[p.ID] = true
+		} else if !a.inGossip[p.ID] {
+			h, detail = healthUnknown, "never seen in this leader's gossip"
+		}
 		if p.ID == self {
 			h, detail = healthAlive, "leader"
 		}

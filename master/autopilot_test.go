@@ -187,7 +187,7 @@ func TestAutopilotPasses(t *testing.T) {
 	clock := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	a := newAutopilot(AutopilotConfig{DeadServerCleanup: 10 * time.Second}, r, g, slog.New(slog.DiscardHandler))
 	a.now = func() time.Time { return clock }
-	a.seen, a.logged = map[string]serverStatus{}, map[string]string{}
+	a.seen, a.logged, a.inGossip = map[string]serverStatus{}, map[string]string{}, map[string]bool{}
 	ctx := context.Background()
 	step := func(d time.Duration) { clock = clock.Add(d); a.pass(ctx) }
 	removed := func() []string { r.mu.Lock(); defer r.mu.Unlock(); return slices.Clone(r.removed) }
@@ -229,5 +229,37 @@ func TestAutopilotPasses(t *testing.T) {
 	}
 	if a.logged["m3"] != ruleMinQuorum {
 		t.Fatalf("m3's last logged rule is %q, want %q", a.logged["m3"], ruleMinQuorum)
+	}
+}
+
+// A master this leader's gossip has never listed (its gossip join failed, or gossip forgot
+// it before this term) is never removed automatically; one gossip listed and then forgot is.
+func TestAutopilotKeepsMastersGossipNeverListed(t *testing.T) {
+	r := &fakeRaft{}
+	g := &fakeGossip{}
+	for _, id := range []string{"m1", "m2", "m3", "m4", "m5"} {
+		r.peers = append(r.peers, raft.Peer{ID: id, Address: id + ":7400", Voter: true})
+		if id != "m5" {
+			g.set(id, gossip.StateAlive)
+		}
+	}
+	clock := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	a := newAutopilot(AutopilotConfig{DeadServerCleanup: 10 * time.Second}, r, g, slog.New(slog.DiscardHandler))
+	a.now = func() time.Time { return clock }
+	a.seen, a.logged, a.inGossip = map[string]serverStatus{}, map[string]string{}, map[string]bool{}
+	step := func(d time.Duration) { clock = clock.Add(d); a.pass(context.Background()) }
+	step(0)
+	step(time.Hour)
+	if len(r.removed) != 0 || a.logged["m5"] != ruleWaiting {
+		t.Fatalf("a master gossip never listed was removed (%v) or not kept waiting (%q)", r.removed, a.logged["m5"])
+	}
+	// m4 was listed, then gossip forgot it: that counts as dead.
+	g.mu.Lock()
+	g.members = slices.DeleteFunc(g.members, func(m gossip.Member) bool { return m.Name == "m4" })
+	g.mu.Unlock()
+	step(time.Second)
+	step(11 * time.Second)
+	if !slices.Equal(r.removed, []string{"m4"}) {
+		t.Fatalf("removed %v, want [m4]", r.removed)
 	}
 }
