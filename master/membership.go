@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"skiff/raft"
 )
 
 // rejoin runs once after a restart from existing state: it asks the leader to keep this
@@ -58,4 +60,45 @@ func (m *Master) Leave(ctx context.Context) error {
 	}
 	errs = append(errs, m.Shutdown(ctx))
 	return errors.Join(errs...)
+}
+
+// leaderlessBeforeRejoin is how long a master goes without knowing a leader before it asks
+// to be kept in the configuration again.
+const leaderlessBeforeRejoin = 20 * time.Second
+
+// keepMembership asks the leader to keep this master in the Raft configuration whenever it
+// has known no leader for leaderlessBeforeRejoin. A master cut off for longer than the
+// autopilot's dead-server cleanup is removed, and once the partition heals nothing tells it
+// so: a removed server gets no heartbeats and its pre-vote requests are refused. Asking
+// again is idempotent (one RPC when nothing is wrong). It returns when ctx ends or the node
+// shuts down.
+func (m *Master) keepMembership(ctx context.Context) {
+	const check = leaderlessBeforeRejoin / 2
+	t := time.NewTicker(check)
+	defer t.Stop()
+	leaderless := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if id, _ := m.node.Leader(); id != "" {
+			leaderless = 0
+			continue
+		}
+		if leaderless++; leaderless < 2 {
+			continue
+		}
+		leaderless = 0
+		rctx, cancel := context.WithTimeout(ctx, check)
+		err := m.node.Rejoin(rctx)
+		cancel()
+		switch {
+		case errors.Is(err, raft.ErrShutdown):
+			return
+		case err == nil:
+			m.log.Info("no leader known for a while; raft membership confirmed", "id", m.cfg.Raft.ID)
+		}
+	}
 }

@@ -134,6 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if err := m.joinOrBootstrap(ctx); err != nil {
 		return fail(err)
 	}
+	go m.keepMembership(ctx)
 	m.api = api.New(node, advertise)
 	if m.pool != nil {
 		m.api.SetAgentLocator(func(node string) (string, bool) {

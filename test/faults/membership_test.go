@@ -126,3 +126,50 @@ func TestAddRemoveMasterUnderWrites(t *testing.T) {
 	progress(t, w, 20, 30*time.Second, fmt.Sprintf("after the follower %s was removed", c.Names[follower]))
 	finish(t, c, w)
 }
+
+// A master partitioned for longer than the dead-server cleanup is removed by the leader's
+// autopilot; once the partition heals it notices it has known no leader for a while and
+// asks to be kept, so the cluster grows back to four voters on its own, under writes.
+func TestPartitionedMasterRemovedThenReturns(t *testing.T) {
+	cleanup := []string{"--dead-server-cleanup", "2s"}
+	c := start(t, 3, cleanup...)
+	m4 := c.AddMaster(cleanup...)
+	all := []int{0, 1, 2, m4}
+	waitVoters(t, c, all, "m1", "m2", "m3", "m4")
+	w := c.StartWorkload(cluster.WorkloadOptions{})
+	progress(t, w, 20, 30*time.Second, "before the partition")
+
+	leader := waitLeader(t, c, -1)
+	cut := m4
+	if cut == leader {
+		cut = (leader + 1) % 3
+	}
+	var rest []int
+	var restNames []string
+	for _, i := range all {
+		if i != cut {
+			rest = append(rest, i)
+			restNames = append(restNames, c.Names[i])
+		}
+	}
+	c.Partition(cut)
+	waitVoters(t, c, rest, restNames...)
+	t.Logf("%s partitioned and removed by the autopilot; voters %v", c.Names[cut], restNames)
+	progress(t, w, 20, 30*time.Second, "while it is cut off")
+	c.Heal()
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got, err := voters(c, leader)
+		if err == nil && len(got) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never came back after the partition healed: voters %v (err %v)", c.Names[cut], got, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitVoters(t, c, all, "m1", "m2", "m3", "m4")
+	progress(t, w, 20, 30*time.Second, "after it came back")
+	finish(t, c, w)
+}
