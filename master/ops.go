@@ -192,7 +192,7 @@ func (m *Master) kvPut(c echo.Context) error {
 // failed.
 func storeError(c echo.Context, err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrShutdown), errors.Is(err, raft.ErrDiskFull):
+	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrShutdown), errors.Is(err, raft.ErrDiskFull), errors.Is(err, raft.ErrWritesPaused):
 		c.Response().Header().Set("Retry-After", "1")
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, raft.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):

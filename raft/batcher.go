@@ -70,6 +70,9 @@ func (b *batcher) submitInTerm(entry []byte, term uint64) (*fsm.TxnResult, error
 	if err != nil {
 		return nil, fmt.Errorf("decoding proposed txn: %w", err)
 	}
+	if b.n.writesPaused.Load() {
+		return nil, ErrWritesPaused
+	}
 	p := &proposal{entry: entry, keys: t.Keys(), done: make(chan proposalResult, 1), term: term}
 	select {
 	case b.in <- p:
@@ -143,10 +146,15 @@ func overlaps(keys map[fsm.Key]bool, more []fsm.Key) bool {
 // and frees the slot when it is applied.
 func (b *batcher) apply(batch []*proposal) {
 	cur := b.n.raft.CurrentTerm()
+	paused := b.n.writesPaused.Load()
 	kept := batch[:0]
 	for _, p := range batch {
 		if p.term != 0 && p.term != cur {
 			p.done <- proposalResult{err: ErrNotLeader}
+			continue
+		}
+		if paused {
+			p.done <- proposalResult{err: ErrWritesPaused}
 			continue
 		}
 		kept = append(kept, p)

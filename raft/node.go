@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -34,6 +35,9 @@ type Node struct {
 	batcher    *batcher
 	// restoreMu is held by the snapshot restore running on this node (restore.go).
 	restoreMu sync.Mutex
+	// writesPaused is set while a restore replaces the state: ordinary proposals are refused
+	// (ErrWritesPaused) rather than acknowledged and then replaced.
+	writesPaused atomic.Bool
 
 	ctx      context.Context // ends at Shutdown
 	cancel   context.CancelFunc

@@ -75,7 +75,7 @@ func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.TxnResult, 
 			if err := n.pause(ctx); err != nil {
 				return nil, err
 			}
-		case errors.Is(err, ErrNoLeader), errors.Is(err, ErrUnknownOutcome), errors.Is(err, ErrDiskFull):
+		case errors.Is(err, ErrNoLeader), errors.Is(err, ErrUnknownOutcome), errors.Is(err, ErrDiskFull), errors.Is(err, ErrWritesPaused):
 			return nil, err
 		default:
 			// The request was sent and the reply lost: the leader may have applied it.

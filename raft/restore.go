@@ -18,6 +18,10 @@ import (
 // already running one.
 var ErrRestoreInProgress = errors.New("a snapshot restore is already running on this master")
 
+// ErrWritesPaused is returned for a proposal made while a snapshot restore replaces the
+// state; it was not applied and may be retried once the restore is over.
+var ErrWritesPaused = errors.New("writes are paused while a snapshot restore replaces the cluster state")
+
 // indexJumpMargin is how far past the larger of the snapshot's revisions and the log's
 // last index a restore moves the log index when the log is too short (see advancePast).
 // Writes appended between reading the last index and Raft taking the jump land below the
@@ -52,7 +56,8 @@ type RestoreProgress struct {
 // the last one swaps the state in on every replica at once, ends every watch with
 // fsm.ErrTooOld and leaves the state at the last entry's index, which is above every
 // revision in st, so resourceVersions keep increasing. Ordinary writes continue meanwhile
-// and are replaced by the restore.
+// and are replaced by the restore — so ordinary writes are refused with ErrWritesPaused
+// from the start of the restore to its end.
 //
 // When the log is too short for that (restoring a long-lived cluster's snapshot into a
 // young cluster), Restore first moves the log index past st's revisions with a
@@ -68,6 +73,14 @@ func (n *Node) Restore(ctx context.Context, st *fsm.State, opts RestoreOptions) 
 	}
 	defer n.restoreMu.Unlock()
 	if err := n.leadership.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	// From here to the end no ordinary write is acknowledged: it would be replaced by the
+	// restore (or, when the index must move first, rolled back by advancePast). The barrier
+	// lets the writes already handed to Raft apply before the state is read.
+	n.writesPaused.Store(true)
+	defer n.writesPaused.Store(false)
+	if err := n.await(n.raft.Barrier(0)); err != nil {
 		return nil, err
 	}
 	term := n.raft.CurrentTerm()

@@ -360,3 +360,39 @@ func TestRecoverDataDirAfterLosingQuorum(t *testing.T) {
 	}
 	verify.SameHash(t, map[string]string{"n3": n.FSM().State().Hash(), "n4": n4.FSM().State().Hash()})
 }
+
+// While a restore replaces the state, ordinary writes are refused (not acknowledged and
+// then replaced), through the leader and through a follower alike; afterwards they work.
+func TestWritesArePausedDuringARestore(t *testing.T) {
+	c := rafttest.New(t, rafttest.Options{})
+	fill(t, c, "k", 10)
+	leader := c.Node(c.WaitLeader())
+	b := inspectBackup(t, saveBackup(t, leader))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var during []error
+	progress := func(p raft.RestoreProgress) {
+		if p.Phase != "replicate" || p.Done != 1 {
+			return
+		}
+		for _, n := range []*raft.Node{leader, c.Any(true)} {
+			_, err := rafttest.Put(ctx, n, "during", "x")
+			during = append(during, err)
+		}
+	}
+	if _, err := leader.Restore(ctx, b.State, raft.RestoreOptions{ChunkSize: 1 << 8, Progress: progress}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if len(during) != 2 {
+		t.Fatalf("the restore had no second chunk to write between (%d writes tried)", len(during))
+	}
+	for i, err := range during {
+		if !errors.Is(err, raft.ErrWritesPaused) {
+			t.Fatalf("write %d during the restore: err %v, want ErrWritesPaused", i, err)
+		}
+	}
+	if _, err := rafttest.Put(ctx, c.Any(true), "after", "x"); err != nil {
+		t.Fatalf("write after the restore: %v", err)
+	}
+	c.Verify()
+}

@@ -33,6 +33,7 @@ const (
 	statusUnknownOutcome
 	statusShutdown
 	statusDiskFull
+	statusWritesPaused
 )
 
 var statusErrors = map[byte]error{
@@ -41,6 +42,7 @@ var statusErrors = map[byte]error{
 	statusUnknownOutcome: ErrUnknownOutcome,
 	statusShutdown:       ErrShutdown,
 	statusDiskFull:       ErrDiskFull,
+	statusWritesPaused:   ErrWritesPaused,
 }
 
 func statusOf(err error) byte {

@@ -40,8 +40,9 @@ func toStatus(err error) *metav1.Status {
 		}
 		st.Details.RetryAfterSeconds = 1
 		return &st
-	case errors.Is(err, raft.ErrDiskFull):
-		// Not applied; another master (the new leader, if this one led) can take it.
+	case errors.Is(err, raft.ErrDiskFull), errors.Is(err, raft.ErrWritesPaused):
+		// Not applied; another master (the new leader, if this one led) can take it, or
+		// this one once the restore is over.
 		st := apierrors.NewServiceUnavailable("not applied, retry: " + err.Error()).Status()
 		if st.Details == nil {
 			st.Details = &metav1.StatusDetails{}
