@@ -198,6 +198,34 @@ func (c *Client) DeleteOps(r *registry.Resource, obj runtime.Object, policy meta
 	return []fsm.Op{fsm.Update(key, rev, value, meta)}, nil
 }
 
+// ForceDeleteOps returns what deleting obj without a grace period takes, for pods whose
+// agent is gone and cannot finish a graceful deletion: the object is removed at once unless
+// it has finalizers, in which case it is marked deleted with grace 0, so the last
+// finalizer's removal deletes it (RemoveFinalizerOps). An object already marked with grace
+// 0 needs nothing (no ops).
+func (c *Client) ForceDeleteOps(r *registry.Resource, obj runtime.Object) ([]fsm.Op, error) {
+	acc := objects.Accessor(obj)
+	if g := acc.GetDeletionGracePeriodSeconds(); acc.GetDeletionTimestamp() != nil && g != nil && *g == 0 && len(acc.GetFinalizers()) > 0 {
+		return nil, nil
+	}
+	rev, err := objects.ParseRV(acc.GetResourceVersion())
+	if err != nil || rev == 0 {
+		return nil, fmt.Errorf("deleting %s %s/%s: no resourceVersion to make the write conditional on", r.Kind, acc.GetNamespace(), acc.GetName())
+	}
+	key := objects.Key(r, acc.GetNamespace(), acc.GetName())
+	if len(acc.GetFinalizers()) == 0 {
+		return []fsm.Op{fsm.Delete(key, rev)}, nil
+	}
+	now, zero := metav1.NewTime(c.now().Truncate(time.Second)), int64(0)
+	acc.SetDeletionTimestamp(&now)
+	acc.SetDeletionGracePeriodSeconds(&zero)
+	value, meta, err := objects.Encode(r, obj)
+	if err != nil {
+		return nil, err
+	}
+	return []fsm.Op{fsm.Update(key, rev, value, meta)}, nil
+}
+
 // RemoveFinalizerOps returns what removing finalizer from obj takes, with the API server's
 // rule for updates: an object being deleted whose last finalizer goes is removed. Two kinds
 // are only updated, because someone else finishes them: a pod still within its grace period

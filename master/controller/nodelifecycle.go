@@ -213,22 +213,21 @@ func (c *NodeLifecycle) update(ctx context.Context, rec *fsm.Record, node *corev
 // budgets and rollouts must stop counting them. The agent reports their real readiness
 // once it is back. Conflicts (a newer write) are left to the next pass.
 func (c *NodeLifecycle) markPodsNotReady(ctx context.Context, st *fsm.State, node string, now time.Time) error {
-	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(pods), Field: "spec.nodeName", FieldValue: node})
+	bound, err := ListField[*corev1.Pod](st, pods, "spec.nodeName", node)
+	if err != nil {
+		return err
+	}
+	client := &Client{Store: c.Store, Now: c.Now}
 	var ops []fsm.Op
-	for _, rec := range recs {
-		obj, err := objects.Decode(pods, rec)
-		if err != nil {
-			return err
-		}
-		pod := obj.(*corev1.Pod)
+	for _, pod := range bound {
 		if !markNotReady(pod, now) {
 			continue
 		}
-		value, meta, err := objects.Encode(pods, pod)
+		op, err := client.UpdateOp(pods, pod, false)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, fsm.Update(rec.Key, rec.ModRevision, value, meta))
+		ops = append(ops, op)
 	}
 	for _, op := range ops {
 		// One transaction each: a pod its agent just rewrote must not hold back the rest.
@@ -260,33 +259,22 @@ func markNotReady(pod *corev1.Pod, now time.Time) bool {
 }
 
 // evict deletes the pods bound to node, each conditional on the revision it was read at.
-// The node's agent is gone, so nobody would finish a graceful deletion: pods go at once,
-// except that a pod with finalizers (a Job's tracking finalizer) is marked deleted with no
-// grace, so their owners account for it before the last finalizer's removal deletes it.
+// The node's agent is gone, so nobody would finish a graceful deletion: pods go at once
+// (Client.ForceDeleteOps; a pod with finalizers, such as a Job's tracking finalizer, is
+// marked with no grace so its owner accounts for it first).
 func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string) error {
-	recs, _ := st.List(fsm.ListOptions{Resource: objects.StoreResource(pods), Field: "spec.nodeName", FieldValue: node})
-	ops := make([]fsm.Op, 0, len(recs))
-	now := metav1.NewTime(c.Now().Truncate(time.Second))
-	for _, rec := range recs {
-		obj, err := objects.Decode(pods, rec)
+	client := &Client{Store: c.Store, Now: c.Now}
+	bound, err := ListField[*corev1.Pod](st, pods, "spec.nodeName", node)
+	if err != nil {
+		return err
+	}
+	var ops []fsm.Op
+	for _, pod := range bound {
+		podOps, err := client.ForceDeleteOps(pods, pod)
 		if err != nil {
 			return err
 		}
-		pod := obj.(*corev1.Pod)
-		if len(pod.Finalizers) == 0 {
-			ops = append(ops, fsm.Delete(rec.Key, rec.ModRevision))
-			continue
-		}
-		if pod.DeletionTimestamp != nil && pod.DeletionGracePeriodSeconds != nil && *pod.DeletionGracePeriodSeconds == 0 {
-			continue // already marked; its finalizers' owners finish it
-		}
-		zero := int64(0)
-		pod.DeletionTimestamp, pod.DeletionGracePeriodSeconds = &now, &zero
-		value, meta, err := objects.Encode(pods, pod)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, fsm.Update(rec.Key, rec.ModRevision, value, meta))
+		ops = append(ops, podOps...)
 	}
 	if len(ops) == 0 {
 		return nil
