@@ -1,8 +1,10 @@
 package raft
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"skiff/fsm"
 )
@@ -37,7 +39,16 @@ type proposal struct {
 	// decision must not reach the log in a later term of the same node, after other
 	// leaders changed what it decided on.
 	term uint64
+	// state settles the race between a submitter giving up and the batcher taking the
+	// proposal into an entry: whoever moves it out of proposalQueued first decides.
+	state atomic.Int32
 }
+
+const (
+	proposalQueued int32 = iota
+	proposalTaken
+	proposalAbandoned
+)
 
 type proposalResult struct {
 	res *fsm.TxnResult
@@ -56,13 +67,15 @@ func newBatcher(n *Node) *batcher {
 	return b
 }
 
-// submit queues a txn entry and waits for its result. It is safe for concurrent use.
-func (b *batcher) submit(entry []byte) (*fsm.TxnResult, error) {
-	return b.submitInTerm(entry, 0)
+// submit queues a txn entry and waits for its result or ctx. It is safe for concurrent use.
+func (b *batcher) submit(ctx context.Context, entry []byte) (*fsm.TxnResult, error) {
+	return b.submitInTerm(ctx, entry, 0)
 }
 
 // submitInTerm is submit for an entry that may only be appended in term (0: any term).
-func (b *batcher) submitInTerm(entry []byte, term uint64) (*fsm.TxnResult, error) {
+// When ctx ends before the entry reaches Raft, the proposal is dropped and ctx's error is
+// returned (nothing was applied); after that, the outcome is unknown.
+func (b *batcher) submitInTerm(ctx context.Context, entry []byte, term uint64) (*fsm.TxnResult, error) {
 	if len(entry) == 0 || fsm.MessageType(entry[0]) != fsm.TxnType {
 		return nil, fmt.Errorf("batcher: not a txn entry")
 	}
@@ -76,12 +89,19 @@ func (b *batcher) submitInTerm(entry []byte, term uint64) (*fsm.TxnResult, error
 	p := &proposal{entry: entry, keys: t.Keys(), done: make(chan proposalResult, 1), term: term}
 	select {
 	case b.in <- p:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("proposal not sent to raft: %w", ctx.Err())
 	case <-b.n.ctx.Done():
 		return nil, ErrShutdown
 	}
 	select {
 	case r := <-p.done:
 		return r.res, r.err
+	case <-ctx.Done():
+		if p.state.CompareAndSwap(proposalQueued, proposalAbandoned) {
+			return nil, fmt.Errorf("proposal dropped before it reached raft: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: %v while the entry was in flight", ErrUnknownOutcome, ctx.Err())
 	case <-b.n.ctx.Done():
 		return nil, fmt.Errorf("%w: node shut down while the entry was in flight", ErrUnknownOutcome)
 	}
@@ -149,6 +169,9 @@ func (b *batcher) apply(batch []*proposal) {
 	paused := b.n.writesPaused.Load()
 	kept := batch[:0]
 	for _, p := range batch {
+		if !p.state.CompareAndSwap(proposalQueued, proposalTaken) {
+			continue // its submitter gave up; it never reaches the log
+		}
 		if p.term != 0 && p.term != cur {
 			p.done <- proposalResult{err: ErrNotLeader}
 			continue

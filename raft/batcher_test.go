@@ -107,3 +107,39 @@ func TestProposeAsLeaderNeverForwards(t *testing.T) {
 		t.Fatal("a refused proposal was applied")
 	}
 }
+
+// A caller whose context ends while its proposal still waits in the batcher gets its
+// context's error (not "outcome unknown") and the proposal never reaches the log.
+func TestQueuedProposalIsDroppedWhenItsCallerGivesUp(t *testing.T) {
+	c := rafttest.New(t, rafttest.Options{})
+	leader := c.Node(c.WaitLeader())
+	release := leader.HoldBatcherSlots()
+	errs := make(chan error, 2)
+	for _, name := range []string{"first", "second"} {
+		go func(name string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err := leader.Propose(ctx, &fsm.Txn{Ops: []fsm.Op{fsm.Create(fsm.Key{Resource: "r", Name: name}, []byte("v"), fsm.Meta{})}})
+			errs <- err
+		}(name)
+	}
+	for i := 0; i < 2; i++ {
+		err := <-errs
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, raft.ErrUnknownOutcome) {
+			t.Fatalf("queued proposal whose caller gave up: err = %v, want a deadline error with a known outcome", err)
+		}
+	}
+	release()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := rafttest.Put(ctx, leader, "after", "1"); err != nil {
+		t.Fatal(err)
+	}
+	st := leader.FSM().State()
+	for _, name := range []string{"first", "second"} {
+		if st.Get(fsm.Key{Resource: "r", Name: name}) != nil {
+			t.Fatalf("proposal %q was applied after its caller gave up", name)
+		}
+	}
+	c.Verify()
+}

@@ -17,3 +17,8 @@ var ErrUnknownOutcome = errors.New("outcome of proposal unknown")
 
 // ErrShutdown is returned by every operation on a node that is shutting down.
 var ErrShutdown = errors.New("raft node is shut down")
+
+// ErrAddressInUse is returned when a server asks to be added at an address where another
+// live server of the configuration answers: the joiner's advertised address is wrong, and
+// adding it would evict a healthy voter.
+var ErrAddressInUse = errors.New("raft address is in use by another live server")

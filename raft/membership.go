@@ -90,7 +90,7 @@ func (n *Node) handleRPC(ctx context.Context, m rpcMethod, hops byte, payload []
 		if !n.IsLeader() {
 			return nil, ErrNotLeader
 		}
-		res, err := n.batcher.submit(payload)
+		res, err := n.batcher.submit(ctx, payload)
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +106,8 @@ func (n *Node) handleRPC(ctx context.Context, m rpcMethod, hops byte, payload []
 		return binary.AppendUvarint(nil, idx), nil
 	case rpcAddVoter, rpcRemove, rpcTransfer:
 		return nil, n.onLeader(ctx, m, hops, payload)
+	case rpcWhoAmI:
+		return []byte(n.cfg.ID), nil
 	}
 	return nil, fmt.Errorf("unknown rpc method %d", m)
 }

@@ -43,14 +43,14 @@ func (n *Node) ProposeAsLeader(ctx context.Context, t *fsm.Txn) (*fsm.TxnResult,
 	if !n.IsLeader() || term == 0 || term != n.raft.CurrentTerm() {
 		return nil, ErrNotLeader
 	}
-	return n.batcher.submitInTerm(fsm.EncodeTxn(t), term)
+	return n.batcher.submitInTerm(ctx, fsm.EncodeTxn(t), term)
 }
 
 // proposeEntry commits an already-encoded entry from any node.
 func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.TxnResult, error) {
 	for {
 		if n.IsLeader() {
-			res, err := n.batcher.submit(entry)
+			res, err := n.batcher.submit(ctx, entry)
 			if !errors.Is(err, ErrNotLeader) {
 				return res, err
 			}

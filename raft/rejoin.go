@@ -105,8 +105,9 @@ func (n *Node) rejoinRound(ctx context.Context, payload []byte, through []string
 // configuration already lists id at addr as a voter, so joins and rejoins are idempotent
 // and a node that restarts on its old address writes nothing to the log. A different
 // server recorded at addr is a stale entry (that server cannot be listening where this one
-// now is) and is removed first, as Consul does; addr being this leader's own address is
-// refused.
+// now is) and is removed first, as Consul does, once the server answering at addr says it
+// is id: a joiner advertising an address it does not own (a copied flag) must not evict
+// the live server there. addr being this leader's own address is refused.
 func (n *Node) addVoter(id, addr string) error {
 	f := n.raft.GetConfiguration()
 	if err := n.await(f); err != nil {
@@ -120,6 +121,9 @@ func (n *Node) addVoter(id, addr string) error {
 		case string(s.Address) == addr && string(s.ID) == n.cfg.ID:
 			return fmt.Errorf("server %s asked to join at %s, the leader's own address", id, addr)
 		case string(s.Address) == addr:
+			if err := n.confirmAt(addr, id); err != nil {
+				return fmt.Errorf("server %s asked to join at %s, where %s is listed: %w", id, addr, s.ID, err)
+			}
 			n.cfg.Logger.Warn("membership: removing a stale server whose address another server now uses",
 				"stale", s.ID, "address", addr, "new", id)
 			if err := n.await(n.raft.RemoveServer(s.ID, 0, 0)); err != nil {
@@ -138,4 +142,30 @@ func (n *Node) addVoter(id, addr string) error {
 		n.cfg.Logger.Info("membership: promoting server to voter", "id", id, "address", addr)
 	}
 	return n.await(n.raft.AddVoter(hraft.ServerID(id), hraft.ServerAddress(addr), 0, 0))
+}
+
+// whoAmITimeout bounds the leader's identity check of a joiner's address.
+const whoAmITimeout = 5 * time.Second
+
+// confirmAt asks the server answering at addr for its ID and returns nil only if it is id.
+// It blocks for at most whoAmITimeout and is safe for concurrent use.
+func (n *Node) confirmAt(addr, id string) error {
+	ctx, cancel := context.WithTimeout(n.ctx, whoAmITimeout)
+	defer cancel()
+	// The question is idempotent, so a broken pooled connection (the dead server's) is
+	// worth a second try on a fresh one.
+	var reply []byte
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if reply, err = n.rpc.call(ctx, addr, rpcWhoAmI, 0, nil); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("no answer from %s to confirm the joiner's identity: %w", addr, err)
+	case string(reply) != id:
+		return fmt.Errorf("%w: server %s answers at %s", ErrAddressInUse, reply, addr)
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package raft_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -120,4 +122,52 @@ func TestRejoinAfterRemoval(t *testing.T) {
 		return ok
 	})
 	c.Verify()
+}
+
+// A new server that advertises the address of a live voter (a copied --advertise flag) is
+// refused with ErrAddressInUse, and the voter keeps its place; a new server on the address
+// of a dead one replaces the stale entry.
+func TestJoinAtAnotherServersAddress(t *testing.T) {
+	c := rafttest.New(t, rafttest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	li := c.WaitLeader()
+	f := (li + 1) % c.Size()
+	fid, faddr := c.Node(f).ID(), c.Node(f).Addr()
+
+	impostor, err := raft.Open(raft.Config{ID: "n4", DataDir: filepath.Join(t.TempDir(), "n4"),
+		BindAddr: "127.0.0.1:0", AdvertiseAddr: faddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = impostor.Join(ctx, c.Node(li).Addr())
+	impostor.Shutdown()
+	if !errors.Is(err, raft.ErrAddressInUse) {
+		t.Fatalf("join at a live server's address: err = %v, want ErrAddressInUse", err)
+	}
+	if p, _ := c.Node(li).Peers(); len(p) != 3 || peerAddr(c.Node(li), fid) != faddr {
+		t.Fatalf("configuration after the refused join: %+v", p)
+	}
+	if _, err := rafttest.Put(ctx, c.Node(li), "after-refusal", "1"); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Kill(f)
+	var successor *raft.Node
+	waitFor(t, "the dead server's port to be free", func() bool {
+		successor, err = raft.Open(raft.Config{ID: "n5", DataDir: filepath.Join(t.TempDir(), "n5"), BindAddr: faddr})
+		return err == nil
+	})
+	defer successor.Shutdown()
+	if err := successor.Join(ctx, c.Node(li).Addr()); err != nil {
+		t.Fatalf("join at a dead server's address: %v", err)
+	}
+	waitFor(t, "the stale entry to be replaced", func() bool {
+		p, _ := c.Node(li).Peers()
+		return len(p) == 3 && peerAddr(c.Node(li), fid) == "" && peerAddr(c.Node(li), "n5") == faddr
+	})
+	waitFor(t, "the successor to catch up", func() bool {
+		_, ok := rafttest.Get(successor.FSM().State(), "after-refusal")
+		return ok
+	})
 }

@@ -21,6 +21,7 @@ const (
 	rpcAddVoter  rpcMethod = 3 // payload: id, address
 	rpcRemove    rpcMethod = 4 // payload: id
 	rpcTransfer  rpcMethod = 5 // payload: target id (may be empty)
+	rpcWhoAmI    rpcMethod = 6 // reply: the answering node's server ID
 )
 
 // rpc reply status bytes. errNotLeader and friends travel as codes so callers can tell a
@@ -34,6 +35,7 @@ const (
 	statusShutdown
 	statusDiskFull
 	statusWritesPaused
+	statusAddressInUse
 )
 
 var statusErrors = map[byte]error{
@@ -43,6 +45,7 @@ var statusErrors = map[byte]error{
 	statusShutdown:       ErrShutdown,
 	statusDiskFull:       ErrDiskFull,
 	statusWritesPaused:   ErrWritesPaused,
+	statusAddressInUse:   ErrAddressInUse,
 }
 
 func statusOf(err error) byte {
