@@ -108,20 +108,11 @@ func ReadBackup(r io.Reader) (*Backup, error) {
 			return nil, fmt.Errorf("reading snapshot file: %w", err)
 		}
 	}
-	if hb.err != nil {
-		return nil, fmt.Errorf("reading snapshot file: %w", hb.err)
+	if err := hb.verify(); err != nil {
+		return nil, err
 	}
 	tail := hb.tail()
 	size := hb.n + int64(len(tail))
-	if !bytes.HasPrefix(hb.head, backupMagic) && !(len(hb.head) < len(backupMagic) && bytes.HasPrefix(backupMagic, hb.head)) {
-		return nil, fmt.Errorf("%w: not a skiff snapshot file", ErrBackupCorrupt)
-	}
-	if len(tail) < backupTrailerLen || !bytes.Equal(tail[:8], backupTrailer) {
-		return nil, fmt.Errorf("%w: it ends after %d bytes without its checksum trailer (truncated?)", ErrBackupCorrupt, size)
-	}
-	if !bytes.Equal(tail[8:], hb.h.Sum(nil)) {
-		return nil, fmt.Errorf("%w: checksum mismatch (the file was changed or damaged)", ErrBackupCorrupt)
-	}
 	if parseErr != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBackupCorrupt, parseErr)
 	}
@@ -214,6 +205,39 @@ func (hb *holdback) Read(p []byte) (int, error) {
 			hb.err = err
 		}
 	}
+}
+
+// VerifyBackup reads r to its end and checks that it is a whole, unchanged backup file
+// (magic, trailer, SHA-256) without decoding anything, in constant memory. Call it before
+// ReadBackup on input that may be damaged: ReadBackup decodes as it reads, and a damaged
+// length field could make it allocate far more than the file holds before the checksum
+// at the end tells it the file is damaged.
+func VerifyBackup(r io.Reader) error {
+	hb := &holdback{r: r, h: sha256.New(), keep: backupTrailerLen}
+	if _, err := io.Copy(io.Discard, hb); err != nil {
+		return fmt.Errorf("reading snapshot file: %w", err)
+	}
+	return hb.verify()
+}
+
+// verify judges what hb read, once it is at EOF: read errors, the magic, the trailer and
+// the checksum, in that order.
+func (hb *holdback) verify() error {
+	if hb.err != nil {
+		return fmt.Errorf("reading snapshot file: %w", hb.err)
+	}
+	tail := hb.tail()
+	size := hb.n + int64(len(tail))
+	if !bytes.HasPrefix(hb.head, backupMagic) && !(len(hb.head) < len(backupMagic) && bytes.HasPrefix(backupMagic, hb.head)) {
+		return fmt.Errorf("%w: not a skiff snapshot file", ErrBackupCorrupt)
+	}
+	if len(tail) < backupTrailerLen || !bytes.Equal(tail[:8], backupTrailer) {
+		return fmt.Errorf("%w: it ends after %d bytes without its checksum trailer (truncated?)", ErrBackupCorrupt, size)
+	}
+	if !bytes.Equal(tail[8:], hb.h.Sum(nil)) {
+		return fmt.Errorf("%w: checksum mismatch (the file was changed or damaged)", ErrBackupCorrupt)
+	}
+	return nil
 }
 
 // tail is what was held back: the trailer, once the reader is at EOF.

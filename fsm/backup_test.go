@@ -116,6 +116,18 @@ func TestBackupRefusesDamage(t *testing.T) {
 	if _, err := ReadBackup(iotest.TimeoutReader(bytes.NewReader(file))); err == nil || errors.Is(err, ErrBackupCorrupt) {
 		t.Errorf("failing reader: err = %v", err)
 	}
+	// VerifyBackup, which decodes nothing, refuses every damaged file; a sealed file that
+	// lies in its header is left to ReadBackup.
+	if err := VerifyBackup(bytes.NewReader(file)); err != nil {
+		t.Errorf("VerifyBackup of a good file: %v", err)
+	}
+	for name, b := range bad {
+		err := VerifyBackup(bytes.NewReader(b))
+		sealed := strings.HasPrefix(name, "header lies") || name == "newer format"
+		if sealed && err != nil || !sealed && !errors.Is(err, ErrBackupCorrupt) {
+			t.Errorf("VerifyBackup, %s: err = %v", name, err)
+		}
+	}
 }
 
 // rewriteHeader changes the JSON header of a backup file and re-seals it.

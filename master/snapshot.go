@@ -85,6 +85,10 @@ type RestoreEvent struct {
 	Progress *raft.RestoreProgress `json:"progress,omitempty"`
 	Result   *RestoreOutcome       `json:"result,omitempty"`
 	Error    string                `json:"error,omitempty"`
+	// OutcomeUnknown marks an Error after which the restore may still have completed
+	// (leadership was lost with its last entry in flight); otherwise an Error left the
+	// state unchanged.
+	OutcomeUnknown bool `json:"outcomeUnknown,omitempty"`
 }
 
 // NotLeaderError is the 421 answer of a master asked to restore while another leads.
@@ -133,7 +137,11 @@ func (m *Master) snapshotRestore(c echo.Context) error {
 		}
 		return echo.NewHTTPError(http.StatusBadRequest, "reading the snapshot: "+err.Error())
 	}
-	b, err := fsm.ReadBackup(bytes.NewReader(data))
+	err = fsm.VerifyBackup(bytes.NewReader(data))
+	var b *fsm.Backup
+	if err == nil {
+		b, err = fsm.ReadBackup(bytes.NewReader(data))
+	}
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("refusing the snapshot, nothing was changed: %v", err))
 	}
@@ -176,7 +184,10 @@ func (m *Master) snapshotRestore(c echo.Context) error {
 	})
 	if err != nil {
 		m.log.Error("snapshot restore failed", "error", err)
-		send(RestoreEvent{Error: err.Error()})
+		// Once an entry was handed to Raft and leadership or the node went away, the next
+		// leader may still commit it: the restore may have completed.
+		unknown := errors.Is(err, raft.ErrUnknownOutcome) || errors.Is(err, raft.ErrShutdown)
+		send(RestoreEvent{Error: err.Error(), OutcomeUnknown: unknown})
 		return nil
 	}
 	out := &RestoreOutcome{Revision: res.Revision, Objects: res.Objects}

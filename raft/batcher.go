@@ -107,6 +107,32 @@ func (b *batcher) submitInTerm(ctx context.Context, entry []byte, term uint64) (
 	}
 }
 
+// holdSlots takes every in-flight slot, waiting for the entries in Raft to be applied, and
+// returns the function that gives them back. While they are held no batch can pass from
+// the writes-paused check to raft.Apply, since a batch takes its slot before that check.
+// It fails only when ctx ends or the node shuts down, holding nothing then.
+func (b *batcher) holdSlots(ctx context.Context) (release func(), err error) {
+	held := 0
+	release = func() {
+		for ; held > 0; held-- {
+			<-b.slots
+		}
+	}
+	for held < cap(b.slots) {
+		select {
+		case b.slots <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		case <-b.n.ctx.Done():
+			release()
+			return nil, ErrShutdown
+		}
+	}
+	return release, nil
+}
+
 func (b *batcher) run() {
 	var carry *proposal
 	for {

@@ -36,6 +36,10 @@ var ErrDataDirInUse = errors.New("raft.db is locked by another process: stop the
 // dir's last Raft configuration.
 var ErrNotInConfiguration = errors.New("server is not in the last raft configuration")
 
+// ErrDataDirChanged is returned when a data dir's Raft state moved between the inspection a
+// recovery was decided on and the recovery itself (a master ran in between).
+var ErrDataDirChanged = errors.New("the data dir changed since it was inspected")
+
 // DataDirInfo is what a stopped master's data dir says about its Raft state.
 type DataDirInfo struct {
 	Dir string
@@ -109,8 +113,10 @@ type RecoverResult struct {
 // hashicorp/raft's RecoverCluster: every entry in the log is applied (and so committed,
 // whether or not it was before), the result is written as a snapshot that carries the new
 // configuration, and the log is emptied. Started again, the master elects itself and leads
-// a one-master cluster. hashicorp/raft writes its log lines to logOut.
-func RecoverDataDir(dir, id, addr string, logOut io.Writer) (*RecoverResult, error) {
+// a one-master cluster. hashicorp/raft writes its log lines to logOut. With expect set (what
+// ReadDataDir said when the recovery was decided), a data dir that moved since is refused
+// with ErrDataDirChanged and left alone.
+func RecoverDataDir(dir, id, addr string, expect *DataDirInfo, logOut io.Writer) (*RecoverResult, error) {
 	store, err := openDataDirStore(dir, false)
 	if err != nil {
 		return nil, err
@@ -123,6 +129,11 @@ func RecoverDataDir(dir, id, addr string, logOut io.Writer) (*RecoverResult, err
 	before, err := readDataDir(dir, store, snapList)
 	if err != nil {
 		return nil, err
+	}
+	if expect != nil && (before.LastIndex != expect.LastIndex || before.LastTerm != expect.LastTerm ||
+		before.CurrentTerm != expect.CurrentTerm || before.ConfigurationIndex != expect.ConfigurationIndex) {
+		return nil, fmt.Errorf("%w: it was at term %d, index %d and is now at term %d, index %d; inspect it again",
+			ErrDataDirChanged, expect.LastTerm, expect.LastIndex, before.LastTerm, before.LastIndex)
 	}
 	self, ok := before.Peer(id)
 	if !ok {

@@ -78,8 +78,18 @@ func (n *Node) Restore(ctx context.Context, st *fsm.State, opts RestoreOptions) 
 	// From here to the end no ordinary write is acknowledged: it would be replaced by the
 	// restore (or, when the index must move first, rolled back by advancePast). The barrier
 	// lets the writes already handed to Raft apply before the state is read.
+	// Holding the batcher's slots closes the window between its pause check and
+	// raft.Apply; the writes that queued meanwhile go out once the restore is over.
 	n.writesPaused.Store(true)
-	defer n.writesPaused.Store(false)
+	release, err := n.batcher.holdSlots(ctx)
+	if err != nil {
+		n.writesPaused.Store(false)
+		return nil, err
+	}
+	defer func() {
+		n.writesPaused.Store(false)
+		release()
+	}()
 	if err := n.await(n.raft.Barrier(0)); err != nil {
 		return nil, err
 	}
@@ -155,6 +165,9 @@ func (n *Node) advancePast(ctx context.Context, top uint64) error {
 		select {
 		case err = <-done:
 		case <-ctx.Done():
+			// Raft's restore cannot be called back: wait for it, so that no index jump
+			// happens after the caller was told the restore ended (writes resume then).
+			<-done
 			return ctx.Err()
 		case <-n.ctx.Done():
 			return ErrShutdown

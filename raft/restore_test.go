@@ -287,7 +287,7 @@ func TestRecoverDataDirAfterLosingQuorum(t *testing.T) {
 	if _, err := raft.ReadDataDir(c.DataDir(0)); !errors.Is(err, raft.ErrDataDirInUse) {
 		t.Fatalf("reading a running node's data dir: err = %v, want ErrDataDirInUse", err)
 	}
-	if _, err := raft.RecoverDataDir(c.DataDir(0), "n1", "", nil); !errors.Is(err, raft.ErrDataDirInUse) {
+	if _, err := raft.RecoverDataDir(c.DataDir(0), "n1", "", nil, nil); !errors.Is(err, raft.ErrDataDirInUse) {
 		t.Fatalf("recovering a running node's data dir: err = %v, want ErrDataDirInUse", err)
 	}
 	c.ShutdownAll()
@@ -307,11 +307,19 @@ func TestRecoverDataDirAfterLosingQuorum(t *testing.T) {
 		t.Fatal("ReadDataDir of an empty dir succeeded")
 	}
 	const survivor = 2
-	if _, err := raft.RecoverDataDir(c.DataDir(survivor), "n9", "", nil); !errors.Is(err, raft.ErrNotInConfiguration) {
+	if _, err := raft.RecoverDataDir(c.DataDir(survivor), "n9", "", nil, nil); !errors.Is(err, raft.ErrNotInConfiguration) {
 		t.Fatalf("recovering as a stranger: err = %v", err)
 	}
+	stale := *infos[survivor]
+	stale.LastIndex--
+	if _, err := raft.RecoverDataDir(c.DataDir(survivor), "n3", "", &stale, nil); !errors.Is(err, raft.ErrDataDirChanged) {
+		t.Fatalf("recovering a data dir that moved since it was inspected: err = %v", err)
+	}
+	if after, err := raft.ReadDataDir(c.DataDir(survivor)); err != nil || len(after.Peers) != 3 {
+		t.Fatalf("the refused recovery changed the data dir: %+v %v", after, err)
+	}
 	var logBuf bytes.Buffer
-	res, err := raft.RecoverDataDir(c.DataDir(survivor), "n3", "", &logBuf)
+	res, err := raft.RecoverDataDir(c.DataDir(survivor), "n3", "", infos[survivor], &logBuf)
 	if err != nil {
 		t.Fatalf("recover: %v\n%s", err, logBuf.String())
 	}

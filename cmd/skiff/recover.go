@@ -183,7 +183,7 @@ What may be lost:
 		return err
 	}
 	defer logf.Close()
-	res, err := raft.RecoverDataDir(*dataDir, *name, addr, logf)
+	res, err := raft.RecoverDataDir(*dataDir, *name, addr, info, logf)
 	if err != nil {
 		return err
 	}

@@ -27,8 +27,12 @@ func TestRecoverCommand(t *testing.T) {
 		t.Fatalf("recover of a running master: %v", err)
 	}
 
-	// One other master still runs: with this one it has a quorum, so recovery refuses.
+	// n3 stops first and misses a write the other two commit, so it is behind them.
 	c.Kill(2)
+	if _, err := rafttest.Put(ctx, c.Node(c.WaitLeader()), "while-n3-down", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// One other master still runs: with this one it has a quorum, so recovery refuses.
 	c.Kill(1)
 	out, err := captureOutput(t, func() error { return runRecover([]string{"--data-dir", dir, "--name", "n3", "--yes"}) })
 	if err == nil || !strings.Contains(out, "REFUSED") || !strings.Contains(out, "ANSWERS") {
@@ -40,15 +44,22 @@ func TestRecoverCommand(t *testing.T) {
 		t.Fatalf("recover under a wrong name: %v", err)
 	}
 	// A survivor that lacks entries another one has is refused.
-	ahead, _ := raft.ReadDataDir(c.DataDir(0))
-	self, _ := raft.ReadDataDir(dir)
-	if ahead.NewerThan(self) {
-		out, err := captureOutput(t, func() error {
-			return runRecover([]string{"--data-dir", dir, "--name", "n3", "--peers-from", c.DataDir(0), "--yes"})
-		})
-		if err == nil || !strings.Contains(out, "HOLDS ENTRIES THIS ONE LACKS") {
-			t.Fatalf("recover from a survivor behind another: %v\n%s", err, out)
-		}
+	ahead, err := raft.ReadDataDir(c.DataDir(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := raft.ReadDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ahead.NewerThan(self) {
+		t.Fatalf("n1 (last index %d) should be ahead of n3 (last index %d)", ahead.LastIndex, self.LastIndex)
+	}
+	out, err = captureOutput(t, func() error {
+		return runRecover([]string{"--data-dir", dir, "--name", "n3", "--peers-from", c.DataDir(0), "--yes"})
+	})
+	if err == nil || !strings.Contains(out, "HOLDS ENTRIES THIS ONE LACKS") {
+		t.Fatalf("recover from a survivor behind another: %v\n%s", err, out)
 	}
 	out, err = captureOutput(t, func() error { return runRecover([]string{"--data-dir", dir, "--name", "n3", "--dry-run"}) })
 	if err != nil || !strings.Contains(out, "Dry run: nothing changed") || !strings.Contains(out, "What may be lost") {
@@ -82,5 +93,15 @@ func TestRecoverCommand(t *testing.T) {
 	}
 	if _, err := rafttest.Put(ctx, n, "after", "1"); err != nil {
 		t.Fatalf("write after recovery: %v", err)
+	}
+	// What n3 held survives; what only the others held is what --force gave up.
+	st := n.FSM().State()
+	for i := 0; i < 20; i++ {
+		if _, ok := rafttest.Get(st, "k"+string(rune('a'+i))); !ok {
+			t.Fatalf("key k%c lost in the recovery", 'a'+i)
+		}
+	}
+	if _, ok := rafttest.Get(st, "while-n3-down"); ok {
+		t.Fatal("the recovered n3 holds a write it never received")
 	}
 }

@@ -150,9 +150,14 @@ Flags:
 		return err
 	}
 	keep = true
-	if d, err := os.Open(filepath.Dir(file)); err == nil {
-		_ = d.Sync()
+	// The rename is durable only once its directory is synced.
+	d, err := os.Open(filepath.Dir(file))
+	if err == nil {
+		err = d.Sync()
 		d.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%s is written and verified, but syncing its directory failed, so it may not survive a crash: %w", file, err)
 	}
 	fmt.Printf("Saved %s\n", file)
 	fmt.Printf("  revision  %d (Raft term %d, index %d, taken by %s)\n", b.Info.Revision, b.Info.Term, b.Info.Index, b.Info.Node)
@@ -294,6 +299,10 @@ func followRestore(file string, body io.Reader) error {
 			fmt.Println()
 		case ev.Progress != nil:
 			printRestoreProgress(ev.Progress)
+		case ev.Error != "" && ev.OutcomeUnknown:
+			return fmt.Errorf("restore interrupted; its outcome is unknown: %s\n"+
+				"The new leader either completes it or drops it. Before restoring again, compare the cluster's "+
+				"state hash (GET /skiff/v1/raft/state-hash) with the one `skiff snapshot inspect %s` prints", ev.Error, file)
 		case ev.Error != "":
 			return fmt.Errorf("restore failed, the cluster's state is unchanged: %s", ev.Error)
 		case ev.Result != nil:
@@ -425,6 +434,13 @@ func readBackupFile(path string, sum hash.Hash) (*fsm.Backup, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// Checksum first: decoding a damaged file could allocate what its damaged lengths say.
+	if err := fsm.VerifyBackup(bufio.NewReaderSize(f, 1<<20)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
 	var r io.Reader = bufio.NewReaderSize(f, 1<<20)
 	if sum != nil {
 		r = io.TeeReader(r, sum)
