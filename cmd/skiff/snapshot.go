@@ -301,8 +301,8 @@ func followRestore(file string, body io.Reader) error {
 			printRestoreProgress(ev.Progress)
 		case ev.Error != "" && ev.OutcomeUnknown:
 			return fmt.Errorf("restore interrupted; its outcome is unknown: %s\n"+
-				"The new leader either completes it or drops it. Before restoring again, compare the cluster's "+
-				"state hash (GET /skiff/v1/raft/state-hash) with the one `skiff snapshot inspect %s` prints", ev.Error, file)
+				"The new leader either completes it or drops it. Running the same restore again is safe: "+
+				"it ends in the snapshot's state either way (replacing whatever was written since, as any restore does)", ev.Error)
 		case ev.Error != "":
 			return fmt.Errorf("restore failed, the cluster's state is unchanged: %s", ev.Error)
 		case ev.Result != nil:
