@@ -227,6 +227,11 @@ func (c *Client) watch(ctx context.Context, path, what string, fn func(typ strin
 	if resp.StatusCode != http.StatusOK {
 		se := &StatusError{Code: resp.StatusCode}
 		_ = json.NewDecoder(resp.Body).Decode(&se.Status)
+		if resp.StatusCode != http.StatusGone {
+			// This master cannot serve the watch (it lost its quorum, is shutting down, …):
+			// the next attempt goes to another one. 410 only means relist.
+			c.advance(server)
+		}
 		return se
 	}
 	r := bufio.NewReaderSize(resp.Body, 64<<10)

@@ -160,6 +160,9 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) error {
 		containerd.WithContainerLabels(spec.Labels),
 		containerd.WithNewSpec(opts...),
 	)
+	if errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("creating container %s: %w", spec.ID, ErrContainerExists)
+	}
 	if err != nil {
 		return fmt.Errorf("creating container %s: %w", spec.ID, err)
 	}
@@ -387,7 +390,9 @@ func (c *Containerd) status(ctx context.Context, ctr containerd.Container) (Cont
 		return st, nil
 	}
 	if err != nil {
-		return st, err
+		// The container is there (its labels are known); only its task cannot be read now.
+		st.State = StateUnknown
+		return st, nil
 	}
 	ts, err := task.Status(ctx)
 	if err != nil {
@@ -425,11 +430,12 @@ func (c *Containerd) List(ctx context.Context, labels map[string]string) ([]Cont
 	out := make([]ContainerStatus, 0, len(ctrs))
 	for _, ctr := range ctrs {
 		st, err := c.status(ctx, ctr)
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil, err
-			}
-			continue
+		switch {
+		case errdefs.IsNotFound(err):
+			continue // removed since it was listed
+		case err != nil:
+			// Leaving it out would make its pod start the same attempt again.
+			return nil, fmt.Errorf("reading container %s: %w", ctr.ID(), err)
 		}
 		out = append(out, st)
 	}

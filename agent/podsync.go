@@ -36,8 +36,9 @@ var (
 
 // podWorker is the agent's memory about one pod beyond what the store and the runtime say.
 type podWorker struct {
-	nextStart map[string]time.Time     // container → earliest restart
-	delay     map[string]time.Duration // container → current back-off
+	nextStart map[string]time.Time     // "pull:"/"start:" + container → earliest retry
+	delay     map[string]time.Duration // "pull:"/"start:" + container → current back-off
+	crashes   *crashBackoff            // restarts of exited containers
 	waiting   map[string]*corev1.ContainerStateWaiting
 	started   map[string]time.Time   // container ID → when first seen running
 	probes    map[string]*probeState // container ID → its probes' state
@@ -55,7 +56,7 @@ func (a *Agent) worker(uid string) *podWorker {
 	defer a.workersMu.Unlock()
 	w := a.workers[uid]
 	if w == nil {
-		w = &podWorker{nextStart: map[string]time.Time{}, delay: map[string]time.Duration{}, waiting: map[string]*corev1.ContainerStateWaiting{}, started: map[string]time.Time{}, probes: map[string]*probeState{}}
+		w = &podWorker{nextStart: map[string]time.Time{}, delay: map[string]time.Duration{}, crashes: newCrashBackoff(), waiting: map[string]*corev1.ContainerStateWaiting{}, started: map[string]time.Time{}, probes: map[string]*probeState{}}
 		a.workers[uid] = w
 	}
 	return w
@@ -335,14 +336,23 @@ func (a *Agent) dropUnstarted(ctx context.Context, pod *corev1.Pod, ctrs []Conta
 
 func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c corev1.Container, last ContainerStatus, hasLast bool) {
 	n := 0
+	finished := last.FinishedAt
 	if hasLast {
 		n = attempt(last) + 1
-		if time.Now().Before(w.nextStart[c.Name]) {
+		if finished.IsZero() {
+			finished = time.Now()
+		}
+		if w.crashes.wait(c.Name, finished, time.Now()) > 0 {
 			w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
-				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", w.delay[c.Name], c.Name, pod.Name)}
+				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", w.crashes.current(c.Name), c.Name, pod.Name)}
 			a.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name)
 			return
 		}
+	}
+	// A start that failed (config, runtime) is retried with its own back-off.
+	startKey := "start:" + c.Name
+	if time.Now().Before(w.nextStart[startKey]) {
+		return // w.waiting still says why
 	}
 	if !a.ensureImage(ctx, pod, w, c) {
 		return
@@ -363,6 +373,11 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 			Message: fmt.Sprintf("image %q is not present on node %s; import it with `skiff image import` (registry pulls are not supported yet)", c.Image, a.cfg.Name)}
 		a.event(pod, corev1.EventTypeWarning, "ErrImageNeverPull", w.waiting[c.Name].Message)
 		return
+	case errors.Is(err, ErrContainerExists):
+		// This attempt exists already although the last list did not show it (a runtime
+		// hiccup): it must not be removed, it may be running. The next pass sees it.
+		a.log.Warn("container attempt exists already", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "attempt", n)
+		return
 	case err != nil:
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
 		a.event(pod, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
@@ -372,15 +387,15 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 		a.log.Info("started container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "attempt", n)
 		a.event(pod, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	}
-	if hasLast || err != nil {
-		d := w.delay[c.Name]
-		if d == 0 {
-			d = backoffBase
-		} else if d *= 2; d > backoffMax {
-			d = backoffMax
-		}
-		w.delay[c.Name] = d
-		w.nextStart[c.Name] = time.Now().Add(d)
+	if err != nil {
+		d := min(max(2*w.delay[startKey], backoffBase), backoffMax)
+		w.delay[startKey], w.nextStart[startKey] = d, time.Now().Add(d)
+		return
+	}
+	delete(w.delay, startKey)
+	delete(w.nextStart, startKey)
+	if hasLast {
+		w.crashes.restarted(c.Name, finished)
 	}
 	// Keep the previous attempt for `kubectl logs --previous`; older ones go.
 	if hasLast && n >= 2 {
@@ -416,6 +431,7 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker
 		return spec, err
 	}
 	spec.Env = env
+	spec.Command, spec.Args = expandArgs(c.Command, env), expandArgs(c.Args, env)
 	paths, err := src.prepareVolumes(ctx, pod)
 	if err != nil {
 		return spec, err
@@ -494,12 +510,18 @@ func (a *Agent) podStatus(pod *corev1.Pod, w *podWorker, cur, prev map[string]Co
 	st.ContainerStatuses = statuses(pod.Spec.Containers)
 	running, exited, failed, ready := 0, 0, 0, 0
 	for _, cs := range st.ContainerStatuses {
+		// A container waiting to restart counts as exited, as kubelet's getPhase has it:
+		// a pod in CrashLoopBackOff stays Running instead of going back to Pending.
+		term := cs.State.Terminated
+		if cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil {
+			term = cs.LastTerminationState.Terminated
+		}
 		switch {
 		case cs.State.Running != nil:
 			running++
-		case cs.State.Terminated != nil:
+		case term != nil:
 			exited++
-			if cs.State.Terminated.ExitCode != 0 {
+			if term.ExitCode != 0 {
 				failed++
 			}
 		}
@@ -542,9 +564,34 @@ func (a *Agent) podStatus(pod *corev1.Pod, w *podWorker, cur, prev map[string]Co
 	allReady := ready == total && st.Phase == corev1.PodRunning
 	st.Conditions = []corev1.PodCondition{
 		cond(corev1.PodScheduled, true), cond(corev1.PodInitialized, initDone),
-		cond(corev1.ContainersReady, allReady), cond(corev1.PodReady, allReady),
+		cond(corev1.ContainersReady, allReady), cond(corev1.PodReady, allReady && readinessGatesPass(pod)),
+	}
+	// Conditions other components own (readiness gates' among them) are theirs to change.
+	for _, o := range old.Conditions {
+		switch o.Type {
+		case corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady:
+		default:
+			st.Conditions = append(st.Conditions, o)
+		}
 	}
 	return st
+}
+
+// readinessGatesPass reports whether every readiness gate of pod has its condition True;
+// until then the pod is not Ready, whatever its containers say.
+func readinessGatesPass(pod *corev1.Pod) bool {
+	for _, g := range pod.Spec.ReadinessGates {
+		ok := false
+		for _, c := range pod.Status.Conditions {
+			if c.Type == g.ConditionType {
+				ok = c.Status == corev1.ConditionTrue
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *Agent) containerStatus(w *podWorker, c corev1.Container, cur, prev map[string]ContainerStatus) corev1.ContainerStatus {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -132,9 +133,15 @@ func (a *Agent) probe(ctx context.Context, pod *corev1.Pod, w *podWorker, c core
 		if p.HTTPGet.Scheme == corev1.URISchemeHTTPS {
 			scheme = "https"
 		}
-		client := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialInNetNS(ctx, nsPath, network, addr)
-		}}}
+		// As kubelet's prober: an HTTPS probe does not verify the certificate (pods serve
+		// self-signed ones), and every probe uses a fresh connection that ends with it.
+		client := &http.Client{Timeout: timeout, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return dialInNetNS(ctx, nsPath, network, addr)
+			},
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet's behaviour
+			DisableKeepAlives: true,
+		}}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), p.HTTPGet.Path), nil)
 		for _, h := range p.HTTPGet.HTTPHeaders {
 			req.Header.Set(h.Name, h.Value)

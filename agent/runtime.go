@@ -16,6 +16,10 @@ var ErrContainerNotFound = errors.New("container not found")
 // ErrImageNotFound is returned when a container's image is not present on the node.
 var ErrImageNotFound = errors.New("image not found")
 
+// ErrContainerExists is returned by Start when a container with the spec's ID exists
+// already; it is left alone (it may be running).
+var ErrContainerExists = errors.New("container exists already")
+
 // ContainerSpec is what to run. Network: containers of one pod join NetNSPath (empty: a
 // new namespace of their own; HostNetwork: the host's) — the seam where CNI plugs in.
 type ContainerSpec struct {

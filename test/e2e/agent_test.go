@@ -158,10 +158,17 @@ func TestAgentRunsPods(t *testing.T) {
 	waitPod(t, cs, "echo", "Ready: the Go program serves its readiness probe", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
 	})
-	waitPod(t, cs, "crash", "restarted and backing off", func(p *corev1.Pod) bool {
-		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 &&
-			p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
+	crashed := waitPod(t, cs, "crash", "restarted and backing off", func(p *corev1.Pod) bool {
+		if len(p.Status.ContainerStatuses) != 1 {
+			return false
+		}
+		st := p.Status.ContainerStatuses[0]
+		return st.RestartCount >= 1 && st.LastTerminationState.Terminated != nil &&
+			st.State.Waiting != nil && st.State.Waiting.Reason == "CrashLoopBackOff"
 	})
+	if crashed.Status.Phase != corev1.PodRunning {
+		t.Fatalf("a pod in CrashLoopBackOff (restartPolicy Always) is %s, want Running as kubelet reports it", crashed.Status.Phase)
+	}
 
 	// Probes: a failing liveness probe restarts; readiness gates Ready (HTTP through the
 	// pod's own network namespace, TCP to a closed port).
@@ -210,7 +217,7 @@ func TestAgentRunsPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := podSpec("config", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sh", "-c",
-		`echo "env: $GREETING $PASSWORD $P_a $POD_NAME"; echo "files: $(cat /cfg/greeting) $(cat /sec/password)"; touch /scratch/ok && echo scratch-ok; sleep 3600`)
+		`echo "expanded: $(GREETING) $$(GREETING)"; echo "env: $GREETING $PASSWORD $P_a $POD_NAME"; echo "files: $(cat /cfg/greeting) $(cat /sec/password)"; touch /scratch/ok && echo scratch-ok; sleep 3600`)
 	cfg.Spec.Containers[0].Env = []corev1.EnvVar{
 		{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "greeting"}}},
 		{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "pw"}, Key: "password"}}},
@@ -232,7 +239,9 @@ func TestAgentRunsPods(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{"env: hello s3cret from-envfrom config", "files: hello s3cret", "scratch-ok"} {
+	// $(GREETING) is Kubernetes' expansion in command and args; $$ escapes it, so the shell
+	// gets $(GREETING) and runs a command of that name, which prints nothing.
+	for _, want := range []string{"expanded: hello \n", "env: hello s3cret from-envfrom config", "files: hello s3cret", "scratch-ok"} {
 		if !strings.Contains(string(logs), want) {
 			t.Fatalf("container output lacks %q:\n%s", want, logs)
 		}
