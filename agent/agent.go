@@ -66,6 +66,11 @@ type Agent struct {
 	workersMu sync.Mutex
 	workers   map[string]*podWorker
 
+	// syncs counts the goroutines syncing or tearing down pods; syncSlots bounds how many
+	// work at once.
+	syncs     sync.WaitGroup
+	syncSlots chan struct{}
+
 	eventsMu  sync.Mutex
 	lastEvent map[string]time.Time // recent events, so repeats are not re-posted
 
@@ -80,7 +85,7 @@ func New(cfg Config) *Agent {
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, lastEvent: map[string]time.Time{}}
+	a := &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, syncSlots: make(chan struct{}, syncParallelism), lastEvent: map[string]time.Time{}}
 	a.armDrills()
 	return a
 }
@@ -118,14 +123,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		a.syncAll(ctx)
+		// Passes are cheap to start but each lists every container; under a burst of
+		// watch events (every status write comes back as one) space them out.
+		sleepCtx(ctx, minPassInterval)
 		select {
 		case <-ctx.Done():
+			a.syncs.Wait() // no pod work outlives Run
 			return nil
 		case <-a.changed:
 		case <-t.C:
 		}
 	}
 }
+
+// minPassInterval is the least time between two sync passes.
+const minPassInterval = 100 * time.Millisecond
 
 func (a *Agent) nudge() {
 	select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -462,6 +463,17 @@ func (b *lockedBuffer) Bytes() []byte {
 	return append([]byte(nil), b.buf...)
 }
 
+// registryHTTP talks to registries. A registry that stops answering fails the pull (and
+// the pod retries with back-off) instead of holding its pod's worker forever; a large
+// layer that keeps arriving may take as long as it needs.
+var registryHTTP = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	TLSHandshakeTimeout:   10 * time.Second,
+	ResponseHeaderTimeout: 60 * time.Second,
+	IdleConnTimeout:       90 * time.Second,
+}}
+
 func (c *Containerd) Pull(ctx context.Context, ref string, insecure []string) (string, error) {
 	plain := map[string]bool{}
 	for _, h := range insecure {
@@ -472,7 +484,7 @@ func (c *Containerd) Pull(ctx context.Context, ref string, insecure []string) (s
 		if plain[host] {
 			scheme = "http"
 		}
-		return []docker.RegistryHost{{Client: http.DefaultClient, Host: host, Scheme: scheme, Path: "/v2",
+		return []docker.RegistryHost{{Client: registryHTTP, Host: host, Scheme: scheme, Path: "/v2",
 			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve}}, nil
 	}})
 	img, err := c.client.Pull(c.ctx(ctx), ref, containerd.WithPullUnpack, containerd.WithResolver(resolver))

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,6 +45,44 @@ type podWorker struct {
 	podIP     string // from the pod network; "" without one (or for hostNetwork pods)
 	// finalChecked is set once a final pod's network was released.
 	finalChecked bool
+
+	// The fields below are guarded by Agent.workersMu.
+	// busy is set while a goroutine syncs or tears down the pod: a pass skips a busy pod
+	// (setting rerun), so a slow pull or a long graceful stop holds up only its own pod.
+	busy, rerun bool
+	// syncingRV is the resourceVersion of the pod object the busy goroutine works from; a
+	// pass that finds a newer one asks for a rerun.
+	syncingRV string
+	// syncedAt is when the pod's last sync ended: a container list taken before that may
+	// miss what the sync started.
+	syncedAt time.Time
+}
+
+// claim marks pod uid's worker busy for the caller and returns it with when its last sync
+// ended; ok is false when another goroutine has it (a later pass is asked for then if rv,
+// the pod's resourceVersion, is not the one that goroutine works from).
+func (a *Agent) claim(uid, rv string) (w *podWorker, syncedAt time.Time, ok bool) {
+	w = a.worker(uid)
+	a.workersMu.Lock()
+	defer a.workersMu.Unlock()
+	if w.busy {
+		w.rerun = w.rerun || rv != w.syncingRV
+		return nil, time.Time{}, false
+	}
+	w.busy, w.syncingRV = true, rv
+	return w, w.syncedAt, true
+}
+
+// release ends the caller's claim on w and asks for another pass if one skipped the pod.
+func (a *Agent) release(w *podWorker) {
+	a.workersMu.Lock()
+	w.busy, w.syncedAt = false, time.Now()
+	rerun := w.rerun
+	w.rerun = false
+	a.workersMu.Unlock()
+	if rerun {
+		a.nudge()
+	}
 }
 
 // syncParallelism bounds how many pods sync at once.
@@ -75,6 +112,7 @@ func (a *Agent) syncAll(ctx context.Context) {
 		pods = append(pods, p.DeepCopy())
 	}
 	a.mu.Unlock()
+	listedAt := time.Now()
 	all, err := a.cfg.Runtime.List(ctx, nil)
 	if err != nil {
 		a.log.Warn("listing containers failed", "error", err)
@@ -86,36 +124,63 @@ func (a *Agent) syncAll(ctx context.Context) {
 			byPod[uid] = append(byPod[uid], c)
 		}
 	}
-	// Pods sync in parallel: starting a container is a few hundred milliseconds of
-	// containerd and runc work, and one slow pod must not hold up the others.
+	// Each pod syncs in a goroutine of its own, as kubelet's pod workers do, at most
+	// syncParallelism at once: starting a container is a few hundred milliseconds of
+	// containerd and runc work, and a slow pull or a long graceful stop must hold up only
+	// its own pod. The pass does not wait for them; a pod still busy is skipped.
 	desired := map[string]bool{}
-	sem := make(chan struct{}, syncParallelism)
-	var wg sync.WaitGroup
 	for _, p := range pods {
-		desired[string(p.UID)] = true
-		w := a.worker(string(p.UID))
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p *corev1.Pod) {
-			defer func() { <-sem; wg.Done() }()
-			if err := a.syncPod(ctx, p, w, byPod[string(p.UID)]); err != nil && ctx.Err() == nil {
+		uid := string(p.UID)
+		desired[uid] = true
+		w, syncedAt, ok := a.claim(uid, p.ResourceVersion)
+		if !ok {
+			continue
+		}
+		a.syncs.Add(1)
+		go func(p *corev1.Pod, ctrs []ContainerStatus) {
+			defer a.syncs.Done()
+			defer a.release(w)
+			select {
+			case a.syncSlots <- struct{}{}:
+				defer func() { <-a.syncSlots }()
+			case <-ctx.Done():
+				return
+			}
+			if syncedAt.After(listedAt) {
+				// The list predates the end of this pod's previous sync.
+				var err error
+				if ctrs, err = a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err != nil {
+					a.log.Warn("listing the pod's containers failed", "pod", p.Namespace+"/"+p.Name, "error", err)
+					return
+				}
+			}
+			if err := a.syncPod(ctx, p, w, ctrs); err != nil && ctx.Err() == nil {
 				a.log.Warn("syncing pod", "pod", p.Namespace+"/"+p.Name, "error", err)
 			}
-		}(p)
+		}(p, byPod[uid])
 	}
-	wg.Wait()
 	for uid, ctrs := range byPod {
-		if !desired[uid] {
-			// The pod is gone from the store (deleted, or bound elsewhere): stop what it left.
-			a.teardown(ctx, uid, ctrs, 2*time.Second)
+		if desired[uid] {
+			continue
 		}
+		// The pod is gone from the store (deleted, or bound elsewhere): stop what it left.
+		w, _, ok := a.claim(uid, "")
+		if !ok {
+			continue
+		}
+		a.syncs.Add(1)
+		go func(uid string, ctrs []ContainerStatus) {
+			defer a.syncs.Done()
+			defer a.release(w)
+			a.teardown(ctx, uid, ctrs, 2*time.Second)
+		}(uid, ctrs)
 	}
 	// A pod can leave without containers (it never got one started) yet hold a network
 	// namespace and an address, remembered by a worker or, across restarts, on disk.
 	a.workersMu.Lock()
 	var gone []string
-	for uid := range a.workers {
-		if !desired[uid] && byPod[uid] == nil {
+	for uid, w := range a.workers {
+		if !desired[uid] && byPod[uid] == nil && !w.busy {
 			gone = append(gone, uid)
 		}
 	}
@@ -128,7 +193,12 @@ func (a *Agent) syncAll(ctx context.Context) {
 		}
 	}
 	for _, uid := range gone {
+		w, _, ok := a.claim(uid, "")
+		if !ok {
+			continue
+		}
 		a.teardown(ctx, uid, nil, 0)
+		a.release(w)
 	}
 }
 
