@@ -379,7 +379,9 @@ func (c *Containerd) status(ctx context.Context, ctr containerd.Container) (Cont
 	if err != nil {
 		return ContainerStatus{}, err
 	}
-	st := ContainerStatus{ID: ctr.ID(), Image: info.Image, Labels: info.Labels, State: StateCreated}
+	// A container is created and started in one step (Start), so its creation time is its
+	// start time, and unlike the agent's memory it survives an agent restart.
+	st := ContainerStatus{ID: ctr.ID(), Image: info.Image, Labels: info.Labels, State: StateCreated, StartedAt: info.CreatedAt}
 	if id, ok := c.imageIDs.Load(info.Image); ok {
 		st.ImageID = id.(string)
 	} else if img, err := c.client.GetImage(ctx, info.Image); err == nil {

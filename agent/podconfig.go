@@ -651,8 +651,16 @@ func replaceWithLink(dir, name, target string, isDir bool) error {
 	return nil
 }
 
-// mounts turns a container's volumeMounts into bind mounts.
-func mounts(c corev1.Container, paths map[string]string) ([]Mount, error) {
+// mounts turns c's volumeMounts into bind mounts of the prepared volumes. ConfigMap and
+// Secret volumes are always read-only, as kubelet mounts them: the agent swaps their
+// content atomically on update and would delete what a container wrote there.
+func mounts(pod *corev1.Pod, c corev1.Container, paths map[string]string) ([]Mount, error) {
+	apiData := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil {
+			apiData[v.Name] = true
+		}
+	}
 	var out []Mount
 	for _, vm := range c.VolumeMounts {
 		src, ok := paths[vm.Name]
@@ -665,7 +673,7 @@ func mounts(c corev1.Container, paths map[string]string) ([]Mount, error) {
 			}
 			src = filepath.Join(src, vm.SubPath)
 		}
-		out = append(out, Mount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly})
+		out = append(out, Mount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly || apiData[vm.Name]})
 	}
 	return out, nil
 }

@@ -39,7 +39,7 @@ type podWorker struct {
 	delay     map[string]time.Duration // "pull:"/"start:" + container → current back-off
 	crashes   *crashBackoff            // restarts of exited containers
 	waiting   map[string]*corev1.ContainerStateWaiting
-	started   map[string]time.Time   // container ID → when first seen running
+	started   map[string]time.Time   // container ID → when it started
 	probes    map[string]*probeState // container ID → its probes' state
 	netns     string
 	podIP     string // from the pod network; "" without one (or for hostNetwork pods)
@@ -172,7 +172,7 @@ func (a *Agent) syncAll(ctx context.Context) {
 		go func(uid string, ctrs []ContainerStatus) {
 			defer a.syncs.Done()
 			defer a.release(w)
-			a.teardown(ctx, uid, ctrs, 2*time.Second)
+			a.teardown(ctx, uid, nil, nil, ctrs, 2*time.Second)
 		}(uid, ctrs)
 	}
 	// A pod can leave without containers (it never got one started) yet hold a network
@@ -197,19 +197,16 @@ func (a *Agent) syncAll(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		a.teardown(ctx, uid, nil, 0)
+		a.teardown(ctx, uid, nil, nil, nil, 0)
 		a.release(w)
 	}
 }
 
 // teardown stops and removes a pod's containers, its network and its directory.
-func (a *Agent) teardown(ctx context.Context, uid string, ctrs []ContainerStatus, grace time.Duration) {
+// pod and w, when known, give the containers' preStop hooks (stopContainers).
+func (a *Agent) teardown(ctx context.Context, uid string, pod *corev1.Pod, w *podWorker, ctrs []ContainerStatus, grace time.Duration) {
+	a.stopContainers(ctx, pod, w, ctrs, grace)
 	for _, c := range ctrs {
-		if c.State == StateRunning {
-			if err := a.cfg.Runtime.Stop(ctx, c.ID, grace); err != nil {
-				a.log.Warn("stopping container", "container", c.ID, "error", err)
-			}
-		}
 		if err := a.cfg.Runtime.Remove(ctx, c.ID); err != nil {
 			a.log.Warn("removing container", "container", c.ID, "error", err)
 		}
@@ -271,7 +268,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 				a.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container "+c.Labels[labelContainer])
 			}
 		}
-		a.teardown(ctx, uid, ctrs, grace)
+		a.teardown(ctx, uid, pod, w, ctrs, grace)
 		return a.cfg.Client.FinishPodDeletion(ctx, pod)
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
@@ -334,7 +331,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 				continue
 			}
 			if w.started[st.ID].IsZero() {
-				w.started[st.ID] = time.Now().Truncate(time.Second)
+				w.started[st.ID] = startTime(st)
 			}
 			a.capLog(a.LogPath(uid, c.Name, attempt(st)))
 			ps := w.probes[st.ID]
@@ -354,7 +351,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 				if pod.Spec.TerminationGracePeriodSeconds != nil {
 					grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
 				}
-				_ = a.cfg.Runtime.Stop(ctx, st.ID, grace)
+				a.stopContainers(ctx, pod, w, []ContainerStatus{st}, grace)
 				if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
 					cur, prev = latest(now)
 				}
@@ -371,6 +368,15 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 		return nil // a newer pod is on its way through the watch
 	}
 	return err
+}
+
+// startTime is when container c started, as the runtime reports it, or now for a runtime
+// that does not say.
+func startTime(c ContainerStatus) time.Time {
+	if !c.StartedAt.IsZero() {
+		return c.StartedAt.Truncate(time.Second)
+	}
+	return time.Now().Truncate(time.Second)
 }
 
 func restarts(policy corev1.RestartPolicy, exitCode int) bool {
@@ -506,7 +512,7 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, w *podWorker
 	if err != nil {
 		return spec, err
 	}
-	if spec.Mounts, err = mounts(c, paths); err != nil {
+	if spec.Mounts, err = mounts(pod, c, paths); err != nil {
 		return spec, err
 	}
 	if lim := c.Resources.Limits; lim != nil {
@@ -677,7 +683,7 @@ func (a *Agent) containerStatus(w *podWorker, c corev1.Container, cur, prev map[
 	cs.ContainerID, cs.ImageID, cs.RestartCount = "containerd://"+r.ID, r.ImageID, int32(attempt(r))
 	started := w.started[r.ID]
 	if started.IsZero() {
-		started = time.Now().Truncate(time.Second)
+		started = startTime(r)
 		w.started[r.ID] = started
 	}
 	switch r.State {

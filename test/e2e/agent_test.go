@@ -351,4 +351,29 @@ func TestAgentRunsPods(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// A deleted pod's containers run their preStop hook before SIGTERM.
+	hostDir := t.TempDir()
+	hooked := podSpec("hooked", "n1", corev1.RestartPolicyAlways, testimage.BusyboxRef, "sleep", "3600")
+	hooked.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}}}
+	hooked.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	hooked.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo bye > /host/prestop"}}}}
+	if _, err := cs2.CoreV1().Pods("default").Create(ctx, hooked, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, cs2, "hooked", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := cs2.CoreV1().Pods("default").Delete(ctx, "hooked", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := cs2.CoreV1().Pods("default").Get(ctx, "hooked", metav1.GetOptions{}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pod with a preStop hook not deleted within 60 s")
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || strings.TrimSpace(string(b)) != "bye" {
+		t.Fatalf("the preStop hook did not run before the container stopped: %q %v", b, err)
+	}
 }
