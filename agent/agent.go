@@ -59,6 +59,9 @@ type Agent struct {
 	// pod is not an orphan, merely not yet matched (a restarted agent adopts, never kills).
 	synced  bool
 	changed chan struct{}
+	// finishedDeletes remembers, per pod UID, the resourceVersion at which the agent sent
+	// the final DELETE of a pod whose containers are gone (guarded by mu).
+	finishedDeletes map[string]string
 
 	// workers hold per-pod memory the store does not: restart back-off, when containers
 	// were first seen running. The map is guarded by workersMu; each worker is used by the
@@ -85,7 +88,7 @@ func New(cfg Config) *Agent {
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, syncSlots: make(chan struct{}, syncParallelism), lastEvent: map[string]time.Time{}}
+	a := &Agent{cfg: cfg, log: cfg.Logger, pods: map[string]*corev1.Pod{}, finishedDeletes: map[string]string{}, changed: make(chan struct{}, 1), workers: map[string]*podWorker{}, syncSlots: make(chan struct{}, syncParallelism), lastEvent: map[string]time.Time{}}
 	a.armDrills()
 	return a
 }

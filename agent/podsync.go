@@ -111,6 +111,11 @@ func (a *Agent) syncAll(ctx context.Context) {
 	for _, p := range a.pods {
 		pods = append(pods, p.DeepCopy())
 	}
+	for uid := range a.finishedDeletes {
+		if a.pods[uid] == nil {
+			delete(a.finishedDeletes, uid)
+		}
+	}
 	a.mu.Unlock()
 	listedAt := time.Now()
 	all, err := a.cfg.Runtime.List(ctx, nil)
@@ -202,6 +207,15 @@ func (a *Agent) syncAll(ctx context.Context) {
 	}
 }
 
+// deletionFinished reports whether the agent already finished the deletion of pod uid as
+// it stands at resourceVersion rv: a pod with finalizers stays after that, and must not be
+// sent a DELETE on every pass.
+func (a *Agent) deletionFinished(uid, rv string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.finishedDeletes[uid] == rv
+}
+
 // teardown stops and removes a pod's containers, its network and its directory.
 // pod and w, when known, give the containers' preStop hooks (stopContainers).
 func (a *Agent) teardown(ctx context.Context, uid string, pod *corev1.Pod, w *podWorker, ctrs []ContainerStatus, grace time.Duration) {
@@ -269,7 +283,17 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 			}
 		}
 		a.teardown(ctx, uid, pod, w, ctrs, grace)
-		return a.cfg.Client.FinishPodDeletion(ctx, pod)
+		if len(ctrs) == 0 && a.deletionFinished(uid, pod.ResourceVersion) {
+			// Already told the API server; the pod waits for its finalizers.
+			return nil
+		}
+		if err := a.cfg.Client.FinishPodDeletion(ctx, pod); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.finishedDeletes[uid] = pod.ResourceVersion
+		a.mu.Unlock()
+		return nil
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		// Final: nothing restarts, so the address goes back to the pool (the status keeps
