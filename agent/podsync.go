@@ -45,6 +45,8 @@ type podWorker struct {
 	podIP     string // from the pod network; "" without one (or for hostNetwork pods)
 	// finalChecked is set once a final pod's network was released.
 	finalChecked bool
+	// initialized is set once every init container is done (sidecars started).
+	initialized bool
 
 	// The fields below are guarded by Agent.workersMu.
 	// busy is set while a goroutine syncs or tears down the pod: a pass skips a busy pod
@@ -318,21 +320,22 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 	}
 	ctrs = a.dropUnstarted(ctx, pod, ctrs)
 	cur, prev := latest(ctrs)
-	initDone := true
-	for _, c := range pod.Spec.InitContainers {
-		st, ok := cur[c.Name]
-		switch {
-		case ok && st.State == StateExited && st.ExitCode == 0:
-			continue
-		case ok && st.State != StateExited:
-		case ok && pod.Spec.RestartPolicy == corev1.RestartPolicyNever:
-		default:
-			a.maybeStart(ctx, pod, w, c, st, ok)
-		}
-		initDone = false
-		break
+	// Once initialized, a pod stays so: a sidecar restarting later does not hold up the
+	// main containers again (as kubelet; the Initialized condition says it across restarts
+	// of the agent).
+	initDone := w.initialized || podCondition(pod, corev1.PodInitialized) == corev1.ConditionTrue
+	if !initDone {
+		initDone = a.syncInitContainers(ctx, pod, w, cur)
+		w.initialized = initDone
 	}
 	if initDone {
+		// Sidecars (init containers with restartPolicy Always) run beside the main
+		// containers and are restarted whatever the pod's restartPolicy.
+		for _, c := range pod.Spec.InitContainers {
+			if st, ok := cur[c.Name]; isSidecar(c) && (!ok || st.State == StateExited) {
+				a.maybeStart(ctx, pod, w, c, st, ok)
+			}
+		}
 		for _, c := range pod.Spec.Containers {
 			st, ok := cur[c.Name]
 			if ok && st.State != StateExited {
@@ -348,41 +351,57 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 	if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
 		cur, prev = latest(now)
 	}
+	probed := sidecars(pod)
 	if initDone {
-		for _, c := range pod.Spec.Containers {
-			st, ok := cur[c.Name]
-			if !ok || st.State != StateRunning {
-				continue
+		probed = append(probed, pod.Spec.Containers...)
+	}
+	for _, c := range probed {
+		st, ok := cur[c.Name]
+		if !ok || st.State != StateRunning {
+			continue
+		}
+		if w.started[st.ID].IsZero() {
+			w.started[st.ID] = startTime(st)
+		}
+		a.capLog(a.LogPath(uid, c.Name, attempt(st)))
+		ps := w.probes[st.ID]
+		if ps == nil {
+			ps = newProbeState()
+			w.probes[st.ID] = ps
+		}
+		failures := ps.lastFailure
+		out := a.runProbes(ctx, pod, w, c, st.ID, ps, w.started[st.ID])
+		if ps.lastFailure != "" && ps.lastFailure != failures {
+			a.event(pod, corev1.EventTypeWarning, "Unhealthy", ps.lastFailure)
+		}
+		if out.kill {
+			a.log.Info("restarting container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "reason", out.reason)
+			a.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, out.reason))
+			grace := 30 * time.Second
+			if pod.Spec.TerminationGracePeriodSeconds != nil {
+				grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
 			}
-			if w.started[st.ID].IsZero() {
-				w.started[st.ID] = startTime(st)
-			}
-			a.capLog(a.LogPath(uid, c.Name, attempt(st)))
-			ps := w.probes[st.ID]
-			if ps == nil {
-				ps = newProbeState()
-				w.probes[st.ID] = ps
-			}
-			failures := ps.lastFailure
-			out := a.runProbes(ctx, pod, w, c, st.ID, ps, w.started[st.ID])
-			if ps.lastFailure != "" && ps.lastFailure != failures {
-				a.event(pod, corev1.EventTypeWarning, "Unhealthy", ps.lastFailure)
-			}
-			if out.kill {
-				a.log.Info("restarting container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "reason", out.reason)
-				a.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, out.reason))
-				grace := 30 * time.Second
-				if pod.Spec.TerminationGracePeriodSeconds != nil {
-					grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
-				}
-				a.stopContainers(ctx, pod, w, []ContainerStatus{st}, grace)
-				if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
-					cur, prev = latest(now)
-				}
+			a.stopContainers(ctx, pod, w, []ContainerStatus{st}, grace)
+			if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
+				cur, prev = latest(now)
 			}
 		}
 	}
 	status := a.podStatus(pod, w, cur, prev, initDone)
+	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
+		// The main containers are done for good: sidecars stop too, so the pod can end.
+		if running := runningSidecars(pod, cur); len(running) > 0 {
+			grace := 30 * time.Second
+			if pod.Spec.TerminationGracePeriodSeconds != nil {
+				grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+			}
+			a.stopContainers(ctx, pod, w, running, grace)
+			if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
+				cur, prev = latest(now)
+			}
+			status = a.podStatus(pod, w, cur, prev, initDone)
+		}
+	}
 	if statusEqual(&pod.Status, status) {
 		return nil
 	}
@@ -401,6 +420,75 @@ func startTime(c ContainerStatus) time.Time {
 		return c.StartedAt.Truncate(time.Second)
 	}
 	return time.Now().Truncate(time.Second)
+}
+
+// syncInitContainers runs pod's init containers in order and reports whether all are done:
+// a regular one has exited 0, a sidecar is running (and started, when it has a startup
+// probe). It starts, or restarts as the policies say, the first one that is not.
+func (a *Agent) syncInitContainers(ctx context.Context, pod *corev1.Pod, w *podWorker, cur map[string]ContainerStatus) bool {
+	for _, c := range pod.Spec.InitContainers {
+		st, ok := cur[c.Name]
+		if isSidecar(c) {
+			switch {
+			case ok && st.State == StateRunning:
+				if ps := w.probes[st.ID]; c.StartupProbe == nil || ps != nil && ps.started {
+					continue
+				}
+			case ok && st.State != StateExited:
+			default:
+				a.maybeStart(ctx, pod, w, c, st, ok)
+			}
+			return false
+		}
+		switch {
+		case ok && st.State == StateExited && st.ExitCode == 0:
+			continue
+		case ok && st.State != StateExited:
+		case ok && pod.Spec.RestartPolicy == corev1.RestartPolicyNever:
+		default:
+			a.maybeStart(ctx, pod, w, c, st, ok)
+		}
+		return false
+	}
+	return true
+}
+
+// isSidecar reports whether init container c is a sidecar: restartPolicy Always makes it
+// start in order with the init containers, then run beside the main ones.
+func isSidecar(c corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// sidecars returns pod's sidecar init containers.
+func sidecars(pod *corev1.Pod) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range pod.Spec.InitContainers {
+		if isSidecar(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// runningSidecars returns the running containers of pod's sidecars.
+func runningSidecars(pod *corev1.Pod, cur map[string]ContainerStatus) []ContainerStatus {
+	var out []ContainerStatus
+	for _, c := range sidecars(pod) {
+		if st, ok := cur[c.Name]; ok && st.State == StateRunning {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// podCondition returns the status of pod's condition t ("" when absent).
+func podCondition(pod *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
 }
 
 func restarts(policy corev1.RestartPolicy, exitCode int) bool {
@@ -630,15 +718,24 @@ func (a *Agent) podStatus(pod *corev1.Pod, w *podWorker, cur, prev map[string]Co
 		}
 	}
 	total := len(pod.Spec.Containers)
+	// Sidecars count towards ContainersReady, as kubelet has it.
+	for i, c := range pod.Spec.InitContainers {
+		if isSidecar(c) {
+			total++
+			if st.InitContainerStatuses[i].Ready {
+				ready++
+			}
+		}
+	}
 	switch {
 	case !initDone:
 		st.Phase = corev1.PodPending
-		for _, cs := range st.InitContainerStatuses {
-			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		for i, cs := range st.InitContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && !isSidecar(pod.Spec.InitContainers[i]) {
 				st.Phase = corev1.PodFailed
 			}
 		}
-	case exited == total && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && (failed == 0 || pod.Spec.RestartPolicy == corev1.RestartPolicyNever):
+	case exited == len(pod.Spec.Containers) && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && (failed == 0 || pod.Spec.RestartPolicy == corev1.RestartPolicyNever):
 		st.Phase = corev1.PodSucceeded
 		if failed > 0 {
 			st.Phase = corev1.PodFailed

@@ -929,10 +929,6 @@ func TestLifecycleSteadyStatusIsNotRewritten(t *testing.T) {
 // that does not restart them have completed, so the pod can finish (kubelet's
 // SidecarContainers, on by default since 1.29).
 func TestLifecycleSidecarInitContainer(t *testing.T) {
-	t.Skip("BUG: agent/podsync.go syncPod's init container loop treats a running init container as unfinished " +
-		"whatever its restartPolicy, so a sidecar (restartPolicy Always) keeps initDone false and the main " +
-		"containers never start: the pod stays Pending forever; podStatus and restarts ignore " +
-		"Container.RestartPolicy as well")
 	l := newLifecycle(t)
 	l.setBackoff(10*time.Minute, 10*time.Minute) // only the immediate first restart matters
 	l.startAgent()
