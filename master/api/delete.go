@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"net/http"
 	"strconv"
 	"time"
@@ -51,6 +53,9 @@ func deleteOptions(c echo.Context) (*metav1.DeleteOptions, error) {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("propagationPolicy %q is not one of Orphan, Background, Foreground", *opts.PropagationPolicy))
 		}
 	}
+	if errs := validateDryRun(field.NewPath("dryRun"), opts.DryRun); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "DeleteOptions"}, "", errs)
+	}
 	if opts.OrphanDependents != nil && *opts.OrphanDependents && opts.PropagationPolicy == nil {
 		pp := metav1.DeletePropagationOrphan
 		opts.PropagationPolicy = &pp
@@ -63,31 +68,46 @@ func (s *Server) delete(c echo.Context, info requestInfo) error {
 	if err != nil {
 		return writeStatus(c, err)
 	}
-	st, err := s.readState(c)
-	if err != nil {
-		return writeStatus(c, err)
+	// Without a resourceVersion precondition the client asked for no particular version:
+	// a conflict with a concurrent writer is retried on the latest one, as kube-apiserver
+	// does, rather than returned as 409.
+	for attempt := 0; ; attempt++ {
+		st, err := s.readState(c)
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		rec := st.Get(objects.Key(info.Resource, info.Namespace, info.Name))
+		if rec == nil {
+			return writeStatus(c, apierrors.NewNotFound(grOf(info.Resource), info.Name))
+		}
+		obj, code, err := s.deleteRecord(c, st, info.Resource, rec, opts)
+		if apierrors.IsConflict(err) && unconditional(opts) && attempt < maxPatchRetries {
+			continue
+		}
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		return writeObject(c, code, obj)
 	}
-	rec := st.Get(objects.Key(info.Resource, info.Namespace, info.Name))
-	if rec == nil {
-		return writeStatus(c, apierrors.NewNotFound(grOf(info.Resource), info.Name))
-	}
-	obj, code, err := s.deleteRecord(c, st, info.Resource, rec, opts)
-	if err != nil {
-		return writeStatus(c, err)
-	}
-	return writeObject(c, code, obj)
+}
+
+// unconditional reports whether a delete names no resourceVersion to delete at; a UID
+// precondition still holds on a retry (it is checked against the latest object).
+func unconditional(opts *metav1.DeleteOptions) bool {
+	return opts.Preconditions == nil || opts.Preconditions.ResourceVersion == nil
 }
 
 // deleteRecord deletes one object: at once, or by marking it with a deletionTimestamp when
 // finalizers (or a pod's graceful termination on its node) must run first. It returns the
-// object as the response shows it and the HTTP code (200 deleted, 202 marked).
-// deleteRecord deletes rec as opts ask. extra operations (an eviction's disruption budget
+// object as the response shows it and the HTTP code (200 deleted, 202 marked). A dry run
+// (query or opts.DryRun) changes nothing. Extra operations (an eviction's disruption budget
 // update) commit in the same transaction as the deletion, or not at all.
 func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resource, rec *fsm.Record, opts *metav1.DeleteOptions, extra ...fsm.Op) (runtime.Object, int, error) {
 	obj, err := objects.Decode(r, rec)
 	if err != nil {
 		return nil, 0, err
 	}
+	dry := isDryRun(c, opts)
 	acc := objects.Accessor(obj)
 	if p := opts.Preconditions; p != nil {
 		if p.UID != nil && *p.UID != acc.GetUID() {
@@ -105,7 +125,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 	if acc.GetDeletionTimestamp() != nil {
 		// Already being deleted: a second delete with grace 0 on a pod finishes it.
 		if pod, ok := obj.(*corev1.Pod); ok && opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds == 0 && len(pod.Finalizers) == 0 {
-			if dryRun(c) {
+			if dry {
 				return obj, http.StatusOK, nil
 			}
 			_, err := s.commit(c, r, acc.GetName(), append([]fsm.Op{fsm.Delete(key, rec.ModRevision)}, extra...)...)
@@ -115,7 +135,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 			(pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 0) {
 			// Its agent is done with it, but finalizers remain: record that the grace period
 			// is over, so the last finalizer's removal deletes it.
-			if dryRun(c) {
+			if dry {
 				return obj, http.StatusAccepted, nil
 			}
 			zero := int64(0)
@@ -138,6 +158,11 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 	if pod, ok := obj.(*corev1.Pod); ok {
 		grace = objects.PodGracePeriod(pod, opts.GracePeriodSeconds)
 	}
+	if policy == metav1.DeletePropagationOrphan && (len(finalizers) > 0 || grace > 0) {
+		// Removed later, not now: the garbage collector orphans the dependents when the
+		// other finalizers are done, as kube's orphan finalizer asks.
+		finalizers = appendUnique(finalizers, metav1.FinalizerOrphanDependents)
+	}
 	if len(finalizers) > 0 || grace > 0 {
 		// Mark it; finalizers' owners (or the pod's agent) finish the deletion.
 		now := metav1.NewTime(s.now().Truncate(time.Second))
@@ -150,7 +175,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		if ns, ok := obj.(*corev1.Namespace); ok {
 			ns.Status.Phase = corev1.NamespaceTerminating
 		}
-		if dryRun(c) {
+		if dry {
 			return obj, http.StatusAccepted, nil
 		}
 		value, m, err := objects.Encode(r, obj)
@@ -169,7 +194,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		now := metav1.NewTime(s.now().Truncate(time.Second))
 		ns.DeletionTimestamp = &now
 		ns.Status.Phase = corev1.NamespaceTerminating
-		if dryRun(c) {
+		if dry {
 			return obj, http.StatusOK, nil
 		}
 		value, m, err := objects.Encode(r, obj)
@@ -197,7 +222,7 @@ func (s *Server) deleteRecord(c echo.Context, st *fsm.State, r *registry.Resourc
 		}
 		ops = append(ops, orphans...)
 	}
-	if dryRun(c) {
+	if dry {
 		return obj, http.StatusOK, nil
 	}
 	if _, err := s.commit(c, r, acc.GetName(), append(ops, extra...)...); err != nil {
@@ -260,7 +285,19 @@ func (s *Server) deleteCollection(c echo.Context, info requestInfo) error {
 	lo := fsm.ListOptions{Resource: objects.StoreResource(info.Resource), Namespace: info.Namespace, Predicate: sel.matches}
 	recs, _ := st.List(lo)
 	for _, rec := range recs {
-		if _, _, err := s.deleteRecord(c, st, info.Resource, rec, opts); err != nil && !apierrors.IsNotFound(err) {
+		_, _, err := s.deleteRecord(c, st, info.Resource, rec, opts)
+		for attempt := 0; apierrors.IsConflict(err) && unconditional(opts) && attempt < maxPatchRetries; attempt++ {
+			// Changed since the list: delete the latest version of it.
+			if st, err = s.readState(c); err != nil {
+				return writeStatus(c, err)
+			}
+			if rec = st.Get(rec.Key); rec == nil {
+				err = nil
+				break
+			}
+			_, _, err = s.deleteRecord(c, st, info.Resource, rec, opts)
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
 			return writeStatus(c, err)
 		}
 	}

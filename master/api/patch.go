@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"mime"
 	"net/http"
 	"skiff/master/objects"
@@ -85,25 +87,38 @@ func (s *Server) patchObject(c echo.Context, info requestInfo, status bool) (run
 // applyPatch applies a patch of type pt to the JSON document cur. dataStruct is the Go type
 // strategic merge patches take their merge keys from.
 func applyPatch(pt types.PatchType, cur, patch []byte, dataStruct any) ([]byte, error) {
-	var out []byte
-	var err error
+	// As kube-apiserver: a patch document that does not parse is 400 Bad Request; a JSON
+	// patch that parses but cannot be applied (a failed test, a missing path) is 422.
 	switch pt {
 	case types.JSONPatchType:
-		var p jsonpatch.Patch
-		if p, err = jsonpatch.DecodePatch(patch); err == nil {
-			out, err = p.Apply(cur)
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest("invalid JSON patch: " + err.Error())
 		}
+		out, err := p.Apply(cur)
+		if err != nil {
+			var jerr *json.SyntaxError
+			if errors.As(err, &jerr) {
+				return nil, apierrors.NewBadRequest("invalid JSON patch: " + err.Error())
+			}
+			return nil, apierrors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{
+				field.Invalid(field.NewPath("patch"), string(patch), "the patch could not be applied: "+err.Error())})
+		}
+		return out, nil
 	case types.MergePatchType:
-		out, err = jsonpatch.MergePatch(cur, patch)
-	case types.StrategicMergePatchType:
-		out, err = strategicpatch.StrategicMergePatch(cur, patch, dataStruct)
-	}
-	if err != nil {
-		var jerr *json.SyntaxError
-		if errors.As(err, &jerr) {
-			return nil, apierrors.NewBadRequest("the patch is not valid JSON: " + err.Error())
+		out, err := jsonpatch.MergePatch(cur, patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest("invalid JSON merge patch: " + err.Error())
 		}
-		return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "patch", schema.GroupResource{}, "", "the patch could not be applied: "+err.Error(), 0, false)
+		return out, nil
+	case types.StrategicMergePatchType:
+		out, err := strategicpatch.StrategicMergePatch(cur, patch, dataStruct)
+		if err != nil {
+			return nil, apierrors.NewBadRequest("invalid strategic merge patch: " + err.Error())
+		}
+		return out, nil
 	}
-	return out, nil
+	return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType,
+		Reason:  metav1.StatusReasonUnsupportedMediaType,
+		Message: fmt.Sprintf("the patch content type %q is not supported (use application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json)", pt)}}
 }

@@ -118,6 +118,9 @@ func (s *Server) dispatch(c echo.Context) error {
 	if c.QueryParam("watch") == "true" || c.QueryParam("watch") == "1" {
 		info.Watch = true
 	}
+	if err := validateWriteOptions(c); err != nil {
+		return writeStatus(c, err)
+	}
 	r := c.Request()
 	switch {
 	case info.Subresource == "status":

@@ -47,6 +47,7 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 		}
 	}
 	var want *autoscalingv1.Scale
+	conditionalPatch := false
 	switch c.Request().Method {
 	case http.MethodGet:
 		return writeObject(c, http.StatusOK, toScale())
@@ -68,6 +69,7 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 		if err != nil {
 			return writeStatus(c, err)
 		}
+		conditionalPatch = patchSetsResourceVersion(body)
 		cur, _ := json.Marshal(toScale())
 		pt, _, _ := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
 		patched, err := applyPatch(types.PatchType(pt), cur, body, &autoscalingv1.Scale{})
@@ -84,15 +86,55 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 	if want.Spec.Replicas < 0 {
 		return writeStatus(c, apierrors.NewBadRequest("spec.replicas must be non-negative"))
 	}
-	acc := objects.Accessor(obj)
-	if want.ResourceVersion != "" && want.ResourceVersion != acc.GetResourceVersion() {
-		acc.SetResourceVersion(want.ResourceVersion)
+	// Only a resourceVersion the client sent makes the write conditional; otherwise a
+	// conflict with a concurrent writer is retried on the latest object, as kube-apiserver
+	// does, rather than returned as 409.
+	clientRV := want.ResourceVersion
+	if c.Request().Method == http.MethodPatch && !conditionalPatch {
+		clientRV = ""
 	}
-	r.SetScale(obj, want.Spec.Replicas)
-	out, err := s.replace(c, info, obj, false)
-	if err != nil {
-		return writeStatus(c, err)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if _, obj, err = s.current(c, info); err != nil {
+				return writeStatus(c, err)
+			}
+		}
+		if clientRV != "" {
+			objects.Accessor(obj).SetResourceVersion(clientRV)
+		}
+		r.SetScale(obj, want.Spec.Replicas)
+		out, err := s.replace(c, info, obj, false)
+		if apierrors.IsConflict(err) && clientRV == "" && attempt < maxPatchRetries {
+			continue
+		}
+		if err != nil {
+			return writeStatus(c, err)
+		}
+		obj = out
+		return writeObject(c, http.StatusOK, toScale())
 	}
-	obj = out
-	return writeObject(c, http.StatusOK, toScale())
+}
+
+// patchSetsResourceVersion reports whether a PATCH body names metadata.resourceVersion (a
+// precondition): a merge or strategic merge patch as a field, a JSON patch as a path.
+func patchSetsResourceVersion(body []byte) bool {
+	var asObject struct {
+		Metadata struct {
+			ResourceVersion *string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(body, &asObject) == nil {
+		return asObject.Metadata.ResourceVersion != nil
+	}
+	var asOps []struct {
+		Path string `json:"path"`
+	}
+	if json.Unmarshal(body, &asOps) == nil {
+		for _, op := range asOps {
+			if op.Path == "/metadata/resourceVersion" {
+				return true
+			}
+		}
+	}
+	return false
 }
