@@ -226,7 +226,7 @@ func TestCreateGetListDelete(t *testing.T) {
 	}
 	expectStatus(t, ta.do("GET", "/api/v1/namespaces/default/pods/web-1", "", ""), 404, "NotFound")
 	expectStatus(t, ta.do("DELETE", "/api/v1/namespaces/default/pods/web-1", "", ""), 404, "NotFound")
-	marked := ta.expect(ta.do("DELETE", "/api/v1/namespaces/default/pods/web-2", "", ""), 202, "graceful delete").json(t)
+	marked := ta.expect(ta.do("DELETE", "/api/v1/namespaces/default/pods/web-2", "", ""), 200, "graceful delete").json(t)
 	if get(marked, "metadata", "deletionTimestamp") == nil {
 		t.Fatalf("bound pod not marked for deletion: %v", marked["metadata"])
 	}
@@ -382,7 +382,7 @@ func TestFinalizersAndOrphans(t *testing.T) {
 
 	ta.expect(ta.do("POST", "/api/v1/namespaces/default/configmaps", "application/json",
 		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["example.com/hold"]}}`), 201, "with finalizer")
-	m := ta.expect(ta.do("DELETE", "/api/v1/namespaces/default/configmaps/fin", "", ""), 202, "delete with finalizer").json(t)
+	m := ta.expect(ta.do("DELETE", "/api/v1/namespaces/default/configmaps/fin", "", ""), 200, "delete with finalizer").json(t)
 	if get(m, "metadata", "deletionTimestamp") == nil {
 		t.Fatalf("not marked: %v", m["metadata"])
 	}

@@ -87,6 +87,12 @@ func (s *Server) delete(c echo.Context, info requestInfo) error {
 		if err != nil {
 			return writeStatus(c, err)
 		}
+		// kube-apiserver answers 200 for an object only marked for deletion too, and 202
+		// only when the client asked for cascading with orphanDependents=false.
+		//nolint:staticcheck // OrphanDependents is deprecated, and still honoured by kube
+		if code == http.StatusAccepted && (opts.OrphanDependents == nil || *opts.OrphanDependents) {
+			code = http.StatusOK
+		}
 		return writeObject(c, code, obj)
 	}
 }

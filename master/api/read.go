@@ -89,7 +89,7 @@ func parseSelection(c echo.Context, r *registry.Resource) (*selection, error) {
 	var err error
 	if ls := c.QueryParam("labelSelector"); ls != "" {
 		if sel.labels, err = labels.Parse(ls); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+			return nil, apierrors.NewBadRequest(err.Error()) // it says "unable to parse requirement: …"
 		}
 	}
 	if fs := c.QueryParam("fieldSelector"); fs != "" {
