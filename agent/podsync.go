@@ -778,13 +778,7 @@ func (a *Agent) podStatus(pod *corev1.Pod, w *podWorker, cur, prev map[string]Co
 // until then the pod is not Ready, whatever its containers say.
 func readinessGatesPass(pod *corev1.Pod) bool {
 	for _, g := range pod.Spec.ReadinessGates {
-		ok := false
-		for _, c := range pod.Status.Conditions {
-			if c.Type == g.ConditionType {
-				ok = c.Status == corev1.ConditionTrue
-			}
-		}
-		if !ok {
+		if podCondition(pod, g.ConditionType) != corev1.ConditionTrue {
 			return false
 		}
 	}

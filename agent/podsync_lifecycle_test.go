@@ -267,15 +267,6 @@ func ctrStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
 	return nil
 }
 
-func condStatus(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	for _, c := range p.Status.Conditions {
-		if c.Type == t {
-			return c.Status
-		}
-	}
-	return ""
-}
-
 // runningAs reports whether container name runs as container ID id.
 func runningAs(p *corev1.Pod, name, id string) bool {
 	cs := ctrStatus(p, name)
@@ -300,10 +291,10 @@ func TestLifecycleNeverPodRunsThenCompletes(t *testing.T) {
 	ok := l.create(l.newPod("ok", corev1.RestartPolicyNever))
 	id := containerID(ok, "main", 0)
 	p := l.waitPod("ok", "running and Ready", func(p *corev1.Pod) bool {
-		return p.Status.Phase == corev1.PodRunning && condStatus(p, corev1.PodReady) == corev1.ConditionTrue
+		return p.Status.Phase == corev1.PodRunning && podCondition(p, corev1.PodReady) == corev1.ConditionTrue
 	})
 	for _, c := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
-		if s := condStatus(p, c); s != corev1.ConditionTrue {
+		if s := podCondition(p, c); s != corev1.ConditionTrue {
 			t.Errorf("condition %s is %q, want True", c, s)
 		}
 	}
@@ -329,7 +320,7 @@ func TestLifecycleNeverPodRunsThenCompletes(t *testing.T) {
 	if term := terminated(p, "main"); term == nil || term.ExitCode != 0 || term.Reason != "Completed" {
 		t.Errorf("main after exit 0: %+v, want terminated, exit 0, Completed", ctrStatus(p, "main").State)
 	}
-	if s := condStatus(p, corev1.PodReady); s != corev1.ConditionFalse {
+	if s := podCondition(p, corev1.PodReady); s != corev1.ConditionFalse {
 		t.Errorf("a finished pod is Ready=%q, want False", s)
 	}
 
@@ -392,7 +383,7 @@ func TestLifecycleAlwaysRestartsThenCrashLoops(t *testing.T) {
 	if p.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase %s in CrashLoopBackOff, want Running", p.Status.Phase)
 	}
-	if s := condStatus(p, corev1.ContainersReady); s != corev1.ConditionFalse {
+	if s := podCondition(p, corev1.ContainersReady); s != corev1.ConditionFalse {
 		t.Errorf("ContainersReady %q in CrashLoopBackOff, want False", s)
 	}
 	l.waitPasses(3)
@@ -472,8 +463,8 @@ func TestLifecycleInitContainersRunInOrder(t *testing.T) {
 	first, second, main := containerID(pod, "first", 0), containerID(pod, "second", 0), containerID(pod, "main", 0)
 
 	p := l.waitPod("inits", "first init container running", func(p *corev1.Pod) bool { return runningAs(p, "first", first) })
-	if p.Status.Phase != corev1.PodPending || condStatus(p, corev1.PodInitialized) != corev1.ConditionFalse {
-		t.Errorf("phase %s, Initialized %q while initializing; want Pending, False", p.Status.Phase, condStatus(p, corev1.PodInitialized))
+	if p.Status.Phase != corev1.PodPending || podCondition(p, corev1.PodInitialized) != corev1.ConditionFalse {
+		t.Errorf("phase %s, Initialized %q while initializing; want Pending, False", p.Status.Phase, podCondition(p, corev1.PodInitialized))
 	}
 	l.waitPasses(3)
 	if l.started(second) || l.started(main) {
@@ -489,7 +480,7 @@ func TestLifecycleInitContainersRunInOrder(t *testing.T) {
 
 	l.exit(second, 0)
 	p = l.waitPod("inits", "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning && runningAs(p, "main", main) })
-	if s := condStatus(p, corev1.PodInitialized); s != corev1.ConditionTrue {
+	if s := podCondition(p, corev1.PodInitialized); s != corev1.ConditionTrue {
 		t.Errorf("Initialized %q once the init containers completed, want True", s)
 	}
 	for _, name := range []string{"first", "second"} {
@@ -647,13 +638,13 @@ func TestLifecycleReadinessGates(t *testing.T) {
 	spec.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
 	l.create(spec)
 	p := l.waitPod("gated", "containers ready", func(p *corev1.Pod) bool {
-		return condStatus(p, corev1.ContainersReady) == corev1.ConditionTrue
+		return podCondition(p, corev1.ContainersReady) == corev1.ConditionTrue
 	})
-	if s := condStatus(p, corev1.PodReady); s != corev1.ConditionFalse {
+	if s := podCondition(p, corev1.PodReady); s != corev1.ConditionFalse {
 		t.Fatalf("Ready %q with its gate unset, want False", s)
 	}
 	l.waitPasses(3)
-	if s := condStatus(l.get("gated"), corev1.PodReady); s != corev1.ConditionFalse {
+	if s := podCondition(l.get("gated"), corev1.PodReady); s != corev1.ConditionFalse {
 		t.Fatalf("Ready %q with its gate unset, want False", s)
 	}
 
@@ -667,13 +658,13 @@ func TestLifecycleReadinessGates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setting the gate's condition: %v", err)
 	}
-	l.waitPod("gated", "Ready", func(p *corev1.Pod) bool { return condStatus(p, corev1.PodReady) == corev1.ConditionTrue })
+	l.waitPod("gated", "Ready", func(p *corev1.Pod) bool { return podCondition(p, corev1.PodReady) == corev1.ConditionTrue })
 	l.waitPasses(5)
 	p = l.get("gated")
-	if s := condStatus(p, gate); s != corev1.ConditionTrue {
+	if s := podCondition(p, gate); s != corev1.ConditionTrue {
 		t.Errorf("the gate's condition is %q after the agent's passes, want True (kept):\n%s", s, statusJSON(p))
 	}
-	if s := condStatus(p, corev1.PodReady); s != corev1.ConditionTrue {
+	if s := podCondition(p, corev1.PodReady); s != corev1.ConditionTrue {
 		t.Errorf("Ready %q, want True", s)
 	}
 }
@@ -798,12 +789,12 @@ func TestLifecycleReadinessProbe(t *testing.T) {
 	pod := l.create(spec)
 	id := containerID(pod, "main", 0)
 	p := l.waitPod("probed", "running", func(p *corev1.Pod) bool { return runningAs(p, "main", id) })
-	if cs := ctrStatus(p, "main"); cs.Ready || condStatus(p, corev1.PodReady) != corev1.ConditionFalse {
+	if cs := ctrStatus(p, "main"); cs.Ready || podCondition(p, corev1.PodReady) != corev1.ConditionFalse {
 		t.Fatalf("ready %v before the probe passed:\n%s", cs.Ready, statusJSON(p))
 	}
 	ready.Store(true)
 	l.waitPod("probed", "Ready", func(p *corev1.Pod) bool {
-		return ctrStatus(p, "main").Ready && condStatus(p, corev1.PodReady) == corev1.ConditionTrue
+		return ctrStatus(p, "main").Ready && podCondition(p, corev1.PodReady) == corev1.ConditionTrue
 	})
 }
 
@@ -863,7 +854,7 @@ func TestLifecycleUnknownContainerIsNotStartedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := l.waitPod("murky", "running and Ready again", func(p *corev1.Pod) bool {
-		return runningAs(p, "main", id) && condStatus(p, corev1.PodReady) == corev1.ConditionTrue
+		return runningAs(p, "main", id) && podCondition(p, corev1.PodReady) == corev1.ConditionTrue
 	})
 	if cs := ctrStatus(p, "main"); cs.RestartCount != 0 || p.Status.Phase != corev1.PodRunning {
 		t.Errorf("restartCount %d, phase %s; want 0, Running", cs.RestartCount, p.Status.Phase)
@@ -909,7 +900,7 @@ func TestLifecycleSteadyStatusIsNotRewritten(t *testing.T) {
 		cs := ctrStatus(p, "main")
 		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
 	})
-	l.waitPod("steady", "Ready", func(p *corev1.Pod) bool { return condStatus(p, corev1.PodReady) == corev1.ConditionTrue })
+	l.waitPod("steady", "Ready", func(p *corev1.Pod) bool { return podCondition(p, corev1.PodReady) == corev1.ConditionTrue })
 
 	// The pass that wrote the last status may still be on its way: settle first.
 	l.waitPasses(3)
@@ -944,8 +935,8 @@ func TestLifecycleSidecarInitContainer(t *testing.T) {
 	p := l.waitPod("sidecar", "main running beside the sidecar", func(p *corev1.Pod) bool {
 		return runningAs(p, "proxy", side0) && runningAs(p, "main", main)
 	})
-	if p.Status.Phase != corev1.PodRunning || condStatus(p, corev1.PodInitialized) != corev1.ConditionTrue {
-		t.Errorf("phase %s, Initialized %q; want Running, True:\n%s", p.Status.Phase, condStatus(p, corev1.PodInitialized), statusJSON(p))
+	if p.Status.Phase != corev1.PodRunning || podCondition(p, corev1.PodInitialized) != corev1.ConditionTrue {
+		t.Errorf("phase %s, Initialized %q; want Running, True:\n%s", p.Status.Phase, podCondition(p, corev1.PodInitialized), statusJSON(p))
 	}
 
 	l.exit(side0, 1)
