@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -70,7 +71,15 @@ func toJSON(c echo.Context, body []byte) ([]byte, error) {
 		}
 		return j, nil
 	}
-	return body, nil
+	switch ct {
+	case "", "application/json", "*/*",
+		// A patched object is decoded under its PATCH request's content type.
+		"application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json":
+		return body, nil
+	}
+	return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType,
+		Reason:  metav1.StatusReasonUnsupportedMediaType,
+		Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got %q)", ct)}}
 }
 
 // decodeObject decodes body into a new object of r, checking that the body names the kind

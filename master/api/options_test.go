@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,5 +75,25 @@ func TestUnconditionalDeleteSurvivesConcurrentWrites(t *testing.T) {
 			t.Fatalf("round %d: unconditional delete under concurrent writes: %d %s", round, r.code, r.body)
 		}
 		expectStatus(t, ta.do("GET", "/api/v1/namespaces/default/configmaps/"+name, "", ""), 404, "NotFound")
+	}
+}
+
+// Bodies in a format the API does not read are 415, a long generateName is cut as kube
+// cuts it, and a path nothing serves answers with a NotFound Status.
+func TestContentTypesGenerateNameAndUnknownPaths(t *testing.T) {
+	ta := newTestAPI(t, 1, nil)
+	before := ta.c.Node(0).FSM().State().Hash()
+	expectStatus(t, ta.do("POST", "/api/v1/namespaces/default/configmaps", "text/plain",
+		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c1"}}`), 415, "UnsupportedMediaType")
+	expectStatus(t, ta.do("GET", "/no/such/path", "", ""), 404, "NotFound")
+	if after := ta.c.Node(0).FSM().State().Hash(); after != before {
+		t.Fatal("a refused request changed the store")
+	}
+	long := strings.Repeat("a", 62) + "-"
+	m := ta.expect(ta.do("POST", "/api/v1/namespaces/default/configmaps", "application/json",
+		fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":%q}}`, long)), 201, "long generateName").json(t)
+	name, _ := get(m, "metadata", "name").(string)
+	if len(name) != 63 || !strings.HasPrefix(name, strings.Repeat("a", 58)) {
+		t.Fatalf("generated name %q: want the first 58 characters of generateName and a 5-character suffix", name)
 	}
 }

@@ -6,6 +6,8 @@ package api
 
 import (
 	"crypto/subtle"
+	"errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"net/http"
 	"strings"
 	"sync"
@@ -70,6 +72,16 @@ func (s *Server) Register(e *echo.Echo) {
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		g.Add(m, "/api/*", s.dispatch)
 		g.Add(m, "/apis/*", s.dispatch)
+	}
+	// A path nothing serves is answered as kube-apiserver does, with a Status kubectl can
+	// show; every other error keeps echo's handling.
+	next := e.HTTPErrorHandler
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if (errors.Is(err, echo.ErrNotFound) || errors.Is(err, echo.ErrMethodNotAllowed)) && !c.Response().Committed {
+			_ = writeStatus(c, apierrors.NewGenericServerResponse(http.StatusNotFound, strings.ToLower(c.Request().Method), schema.GroupResource{}, "", "", 0, false))
+			return
+		}
+		next(err, c)
 	}
 }
 

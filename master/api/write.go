@@ -20,6 +20,9 @@ import (
 	"skiff/master/registry"
 )
 
+// maxGeneratedNameBase is how much of a generateName is kept (63 minus the suffix).
+const maxGeneratedNameBase = 58
+
 // proposeTimeout bounds how long a write waits for Raft.
 const proposeTimeout = 30 * time.Second
 
@@ -96,7 +99,13 @@ func (s *Server) create(c echo.Context, info requestInfo) error {
 		acc.SetNamespace("")
 	}
 	if acc.GetName() == "" && acc.GetGenerateName() != "" {
-		acc.SetName(acc.GetGenerateName() + objects.GenerateNameSuffix())
+		// As kube's names.SimpleNameGenerator: the base is cut so that base and the
+		// 5-character suffix fit a 63-character name.
+		base := acc.GetGenerateName()
+		if len(base) > maxGeneratedNameBase {
+			base = base[:maxGeneratedNameBase]
+		}
+		acc.SetName(base + objects.GenerateNameSuffix())
 	}
 	if acc.GetName() == "" {
 		return writeStatus(c, apierrors.NewInvalid(gkOf(r), "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")}))
