@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"mime"
 	"net/http"
 	"strings"
@@ -115,7 +116,9 @@ func decodeObject(c echo.Context, r *registry.Resource, body []byte) (runtime.Ob
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("strict decoding error: %s", strings.Join(msgs, ", ")))
 		case "Warn":
 			for _, m := range msgs {
-				c.Response().Header().Add("Warning", `299 - "`+strings.ReplaceAll(m, `"`, `'`)+`"`)
+				if h, err := utilnet.NewWarningHeader(299, "-", m); err == nil {
+					c.Response().Header().Add("Warning", h)
+				}
 			}
 		}
 	}
