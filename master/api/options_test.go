@@ -89,6 +89,12 @@ func TestContentTypesGenerateNameAndUnknownPaths(t *testing.T) {
 	if after := ta.c.Node(0).FSM().State().Hash(); after != before {
 		t.Fatal("a refused request changed the store")
 	}
+	// Unknown fields are dropped with a warning by default, as kube does (Warn).
+	w := ta.expect(ta.do("POST", "/api/v1/namespaces/default/configmaps", "application/json",
+		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"warned"},"bogus":"x"}`), 201, "unknown field, Warn")
+	if h := w.header.Get("Warning"); !strings.HasPrefix(h, `299 - "`) || !strings.Contains(h, `unknown field \"bogus\"`) {
+		t.Fatalf("Warning header %q: want a 299 warning naming the unknown field, its quotes escaped", h)
+	}
 	long := strings.Repeat("a", 62) + "-"
 	m := ta.expect(ta.do("POST", "/api/v1/namespaces/default/configmaps", "application/json",
 		fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":%q}}`, long)), 201, "long generateName").json(t)
