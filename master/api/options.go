@@ -58,3 +58,28 @@ func validateDryRun(path *field.Path, values []string) field.ErrorList {
 func isDryRun(c echo.Context, opts *metav1.DeleteOptions) bool {
 	return dryRun(c) || opts != nil && slices.Contains(opts.DryRun, metav1.DryRunAll)
 }
+
+// validateListOptions checks resourceVersionMatch as kube-apiserver's ValidateListOptions
+// does: NotOlderThan and Exact need a resourceVersion, Exact not "0", a watch takes none.
+func validateListOptions(c echo.Context, watch bool) error {
+	match := c.QueryParam("resourceVersionMatch")
+	if match == "" {
+		return nil
+	}
+	path := field.NewPath("resourceVersionMatch")
+	var errs field.ErrorList
+	switch {
+	case watch:
+		errs = append(errs, field.Forbidden(path, "resourceVersionMatch is forbidden for watch"))
+	case match != string(metav1.ResourceVersionMatchNotOlderThan) && match != string(metav1.ResourceVersionMatchExact):
+		errs = append(errs, field.NotSupported(path, match, []string{string(metav1.ResourceVersionMatchExact), string(metav1.ResourceVersionMatchNotOlderThan), ""}))
+	case c.QueryParam("resourceVersion") == "":
+		errs = append(errs, field.Forbidden(path, "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+	case match == string(metav1.ResourceVersionMatchExact) && c.QueryParam("resourceVersion") == "0":
+		errs = append(errs, field.Forbidden(path, `resourceVersionMatch "Exact" is forbidden for resourceVersion "0"`))
+	}
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
+	}
+	return nil
+}

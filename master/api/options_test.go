@@ -103,3 +103,26 @@ func TestContentTypesGenerateNameAndUnknownPaths(t *testing.T) {
 		t.Fatalf("generated name %q: want the first 58 characters of generateName and a 5-character suffix", name)
 	}
 }
+
+// resourceVersionMatch is checked as kube-apiserver checks it, and Exact serves exactly that
+// revision or answers 410 Gone.
+func TestResourceVersionMatch(t *testing.T) {
+	ta := newTestAPI(t, 1, nil)
+	for i := 0; i < 3; i++ {
+		ta.expect(ta.do("POST", "/api/v1/namespaces/default/configmaps", "application/json",
+			fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c%d"}}`, i)), 201, "create")
+	}
+	const base = "/api/v1/namespaces/default/configmaps"
+	for _, q := range []string{"?resourceVersionMatch=NotOlderThan", "?resourceVersionMatch=bogus&resourceVersion=1",
+		"?resourceVersionMatch=Exact&resourceVersion=0", "?watch=true&resourceVersionMatch=NotOlderThan&resourceVersion=1"} {
+		expectStatus(t, ta.do("GET", base+q, "", ""), 422, "Invalid")
+	}
+	list := ta.expect(ta.do("GET", base, "", ""), 200, "list").json(t)
+	rv, _ := get(list, "metadata", "resourceVersion").(string)
+	exact := ta.expect(ta.do("GET", base+"?resourceVersionMatch=Exact&resourceVersion="+rv, "", ""), 200, "Exact at the current revision").json(t)
+	if got := get(exact, "metadata", "resourceVersion"); got != rv {
+		t.Fatalf("Exact list at %s answered revision %v", rv, got)
+	}
+	ta.expect(ta.do("GET", base+"?resourceVersionMatch=NotOlderThan&resourceVersion=1", "", ""), 200, "NotOlderThan")
+	expectStatus(t, ta.do("GET", base+"?resourceVersionMatch=Exact&resourceVersion=1", "", ""), 410, "Expired")
+}

@@ -179,6 +179,9 @@ func (s *Server) retained(rv uint64) *fsm.State {
 
 func (s *Server) list(c echo.Context, info requestInfo) error {
 	r := info.Resource
+	if err := validateListOptions(c, false); err != nil {
+		return writeStatus(c, err)
+	}
 	sel, err := parseSelection(c, r)
 	if err != nil {
 		return writeStatus(c, err)
@@ -204,6 +207,15 @@ func (s *Server) list(c echo.Context, info requestInfo) error {
 		after = &k
 	} else if st, err = s.readState(c); err != nil {
 		return writeStatus(c, err)
+	} else if c.QueryParam("resourceVersionMatch") == string(metav1.ResourceVersionMatchExact) {
+		// Exactly that revision: the state a paged list kept, or the current one if it is
+		// still at it. Older history is not kept, as etcd's after a compaction.
+		want, _ := objects.ParseRV(c.QueryParam("resourceVersion"))
+		if st.Revision() != want {
+			if st = s.retained(want); st == nil {
+				return writeStatus(c, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", want, s.node.FSM().Revision())))
+			}
+		}
 	}
 	opts := fsm.ListOptions{Resource: objects.StoreResource(r), After: after, Limit: limit}
 	if r.Namespaced {

@@ -35,6 +35,9 @@ type watchEvent struct {
 // revision has left the history.
 func (s *Server) watch(c echo.Context, info requestInfo) error {
 	r := info.Resource
+	if err := validateListOptions(c, true); err != nil {
+		return writeStatus(c, err)
+	}
 	sel, err := parseSelection(c, r)
 	if err != nil {
 		return writeStatus(c, err)
