@@ -46,14 +46,21 @@ func deleteOptions(c echo.Context) (*metav1.DeleteOptions, error) {
 		pp := metav1.DeletionPropagation(p)
 		opts.PropagationPolicy = &pp
 	}
+	// Checked as kube-apiserver's ValidateDeleteOptions: 422 Invalid, nothing deleted.
+	errs := validateDryRun(field.NewPath("dryRun"), opts.DryRun)
 	if opts.PropagationPolicy != nil {
 		switch *opts.PropagationPolicy {
 		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
 		default:
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("propagationPolicy %q is not one of Orphan, Background, Foreground", *opts.PropagationPolicy))
+			errs = append(errs, field.NotSupported(field.NewPath("propagationPolicy"), *opts.PropagationPolicy,
+				[]string{string(metav1.DeletePropagationForeground), string(metav1.DeletePropagationBackground), string(metav1.DeletePropagationOrphan)}))
+		}
+		//nolint:staticcheck // OrphanDependents is deprecated, and still honoured by kube
+		if opts.OrphanDependents != nil {
+			errs = append(errs, field.Invalid(field.NewPath("propagationPolicy"), *opts.PropagationPolicy, "orphanDependents and deletionPropagation cannot be both set"))
 		}
 	}
-	if errs := validateDryRun(field.NewPath("dryRun"), opts.DryRun); len(errs) > 0 {
+	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "DeleteOptions"}, "", errs)
 	}
 	if opts.OrphanDependents != nil && *opts.OrphanDependents && opts.PropagationPolicy == nil {

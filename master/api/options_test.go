@@ -29,6 +29,9 @@ func TestDryRunInDeleteOptionsAndBadWriteOptions(t *testing.T) {
 	expectStatus(t, ta.do("POST", "/api/v1/namespaces/default/configmaps?fieldValidation=strict", "application/json",
 		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c3"}}`), 422, "Invalid")
 	expectStatus(t, ta.do("DELETE", "/api/v1/namespaces/default/configmaps/c1?dryRun=yes", "", ""), 422, "Invalid")
+	expectStatus(t, ta.do("DELETE", "/api/v1/namespaces/default/configmaps/c1?propagationPolicy=Sometimes", "", ""), 422, "Invalid")
+	expectStatus(t, ta.do("DELETE", "/api/v1/namespaces/default/configmaps/c1?propagationPolicy=Orphan", "application/json",
+		`{"kind":"DeleteOptions","apiVersion":"v1","orphanDependents":false}`), 422, "Invalid")
 
 	// Malformed patches are 400 with the parser's message; a JSON patch that cannot apply is 422.
 	r := ta.do("PATCH", "/api/v1/namespaces/default/configmaps/c1", "application/merge-patch+json", `{"data":`)

@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"mime"
 	"net/http"
 	"skiff/master/objects"
@@ -84,7 +86,8 @@ func (s *Server) scaleSubresource(c echo.Context, info requestInfo) error {
 		return writeStatus(c, apierrors.NewMethodNotSupported(grOf(r), c.Request().Method))
 	}
 	if want.Spec.Replicas < 0 {
-		return writeStatus(c, apierrors.NewBadRequest("spec.replicas must be non-negative"))
+		return writeStatus(c, apierrors.NewInvalid(schema.GroupKind{Group: "autoscaling", Kind: "Scale"}, info.Name,
+			field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0")}))
 	}
 	// Only a resourceVersion the client sent makes the write conditional; otherwise a
 	// conflict with a concurrent writer is retried on the latest object, as kube-apiserver
