@@ -14,6 +14,10 @@ import (
 // back-off and probe failures repeat every pass, and Events are for people.
 const eventRepeat = time.Minute
 
+// eventMemory is how many recent events the agent remembers before it forgets the ones
+// that may repeat anyway.
+const eventMemory = 4096
+
 // CreateEvent posts an Event.
 func (c *Client) CreateEvent(ctx context.Context, ev *corev1.Event) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/namespaces/"+ev.Namespace+"/events", ev, nil)
@@ -30,6 +34,14 @@ func (a *Agent) event(pod *corev1.Pod, typ, reason, message string) {
 		return
 	}
 	a.lastEvent[key] = now
+	if len(a.lastEvent) > eventMemory {
+		// Keys of pods long gone, and of messages that changed, would pile up forever.
+		for k, t := range a.lastEvent {
+			if now.Sub(t) >= eventRepeat {
+				delete(a.lastEvent, k)
+			}
+		}
+	}
 	a.eventsMu.Unlock()
 	t := metav1.NewTime(now)
 	ev := &corev1.Event{

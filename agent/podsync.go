@@ -585,9 +585,18 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 	if hasLast {
 		w.crashes.restarted(c.Name, finished)
 	}
-	// Keep the previous attempt for `kubectl logs --previous`; older ones go.
+	// Keep the previous attempt for `kubectl logs --previous`; older ones go, with their
+	// logs and what the agent remembered about them.
 	if hasLast && n >= 2 {
-		_ = a.cfg.Runtime.Remove(ctx, containerID(pod, c.Name, n-2))
+		old := containerID(pod, c.Name, n-2)
+		if err := a.cfg.Runtime.Remove(ctx, old); err == nil {
+			logPath := a.LogPath(string(pod.UID), c.Name, n-2)
+			_ = os.Remove(logPath)
+			_ = os.Remove(logPath + ".1")
+			_ = os.RemoveAll(StdioDir(logPath))
+			delete(w.started, old)
+			delete(w.probes, old)
+		}
 	}
 }
 
