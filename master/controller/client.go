@@ -82,7 +82,7 @@ func Owned[T runtime.Object](st *fsm.State, r *registry.Resource, owner metav1.O
 	var recs []*fsm.Record
 	want := objects.StoreResource(r)
 	for _, rec := range st.Dependents(string(owner.GetUID())) {
-		if rec.Key.Resource == want {
+		if rec.Key.Resource == want && (owner.GetNamespace() == "" || rec.Key.Namespace == owner.GetNamespace()) {
 			recs = append(recs, rec)
 		}
 	}

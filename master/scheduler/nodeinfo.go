@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"skiff/master/objects"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,13 +44,10 @@ func newNodeInfo(node *corev1.Node) *nodeInfo {
 		zone:          zoneOf(node.Labels),
 		unschedulable: node.Spec.Unschedulable,
 		alloc:         fromList(alloc),
-		taints:        node.Spec.Taints,
+		taints:        objects.EffectiveTaints(node),
 	}
 	if q, ok := alloc[corev1.ResourcePods]; ok {
 		n.allowedPods = q.Value()
-	}
-	if t := notReadyTaint(node); t != nil && !hasTaint(n.taints, t) {
-		n.taints = append(append([]corev1.Taint(nil), n.taints...), *t)
 	}
 	return n
 }
@@ -60,33 +58,6 @@ func zoneOf(l map[string]string) string {
 		return z
 	}
 	return l[corev1.LabelFailureDomainBetaZone]
-}
-
-// notReadyTaint is the NoSchedule taint Kubernetes' node lifecycle controller keeps on a
-// node whose Ready condition is False or missing (not-ready) or Unknown (unreachable).
-func notReadyTaint(node *corev1.Node) *corev1.Taint {
-	for _, c := range node.Status.Conditions {
-		if c.Type != corev1.NodeReady {
-			continue
-		}
-		switch c.Status {
-		case corev1.ConditionTrue:
-			return nil
-		case corev1.ConditionUnknown:
-			return &corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
-		}
-		break
-	}
-	return &corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
-}
-
-func hasTaint(taints []corev1.Taint, t *corev1.Taint) bool {
-	for i := range taints {
-		if taints[i].Key == t.Key && taints[i].Effect == t.Effect {
-			return true
-		}
-	}
-	return false
 }
 
 // addPod and removePod account for a pod bound or assumed on the node.

@@ -50,6 +50,8 @@ func TestPlacement(t *testing.T) {
 				taint(corev1.TaintNodeUnschedulable, corev1.TaintEffectNoSchedule)(n)
 			})},
 			want: []string{"n1", "n2"}},
+		{name: "a node that is not Ready gets no new pod: the scheduler would never bind it there",
+			nodes: []*corev1.Node{node("n1"), node("n2", notReady)}, want: []string{"n1"}},
 		{name: "not-ready and unreachable nodes keep their pods", nodes: []*corev1.Node{node("n1"), node("n2")},
 			change: func(f *fixture) {
 				f.changeNode("n2", taint(corev1.TaintNodeUnreachable, corev1.TaintEffectNoExecute))

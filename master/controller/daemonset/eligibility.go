@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"errors"
+	"skiff/master/objects"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -53,10 +54,11 @@ func (e *eligibility) check(node *corev1.Node) (run, keep bool) {
 	if e.required != nil && !nodeSelectorMatches(e.required, node) {
 		return false, false
 	}
-	if !e.untolerated(node.Spec.Taints, corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
+	taints := objects.EffectiveTaints(node)
+	if !e.untolerated(taints, corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
 		return true, true
 	}
-	return false, !e.untolerated(node.Spec.Taints, corev1.TaintEffectNoExecute)
+	return false, !e.untolerated(taints, corev1.TaintEffectNoExecute)
 }
 
 // untolerated reports whether one of taints with one of effects is tolerated by none of the

@@ -32,7 +32,9 @@ func withController(env *controllertest.Env, rec *controller.Recorder) *fixture 
 }
 
 func node(name string, mutate ...func(*corev1.Node)) *corev1.Node {
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+	// Ready, as an agent reports its node; tests that need another state mutate it.
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
 	for _, m := range mutate {
 		m(n)
 	}
@@ -131,4 +133,8 @@ func (f *fixture) nodesWithPods() []string {
 
 func fsmWatchNodes(f *fixture) fsm.WatchOptions {
 	return fsm.WatchOptions{Resource: objects.StoreResource(nodes), From: f.Client.State().Revision()}
+}
+
+func notReady(n *corev1.Node) {
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}
 }

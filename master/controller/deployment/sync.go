@@ -162,7 +162,8 @@ func (r *rollout) scale(ctx context.Context, newRS *appsv1.ReplicaSet, oldRSs []
 	d := r.d
 	if rs := findActiveOrLatest(newRS, oldRSs); rs != nil {
 		if *rs.Spec.Replicas == *d.Spec.Replicas {
-			return nil
+			_, err := r.scaleReplicaSet(ctx, rs, *d.Spec.Replicas, "")
+			return err
 		}
 		_, err := r.scaleReplicaSetAndRecordEvent(ctx, rs, *d.Spec.Replicas)
 		return err

@@ -68,8 +68,8 @@ func templateFromPod(p *corev1.Pod) *corev1.PodTemplateSpec {
 // revision. When the current template cannot be recovered the update revision is used.
 func newVersionedPod(set *appsv1.StatefulSet, revs *revisions, ord int) *corev1.Pod {
 	us := set.Spec.UpdateStrategy
-	current := us.Type == appsv1.RollingUpdateStatefulSetStrategyType && us.RollingUpdate == nil && ord < int(set.Status.CurrentReplicas) ||
-		us.RollingUpdate != nil && us.RollingUpdate.Partition != nil && ord < int(*us.RollingUpdate.Partition)
+	current := us.Type == appsv1.RollingUpdateStatefulSetStrategyType && us.RollingUpdate == nil && ord < startOrdinal(set)+int(set.Status.CurrentReplicas) ||
+		us.RollingUpdate != nil && us.RollingUpdate.Partition != nil && ord < startOrdinal(set)+int(*us.RollingUpdate.Partition)
 	if current && revs.currentTemplate != nil {
 		return newPod(set, revs.currentTemplate, revs.current, ord)
 	}

@@ -35,9 +35,8 @@ func (r *reconciler) rollingUpdate(ctx context.Context, set *appsv1.StatefulSet,
 			down++
 		}
 	}
-	start := startOrdinal(set)
 	b := r.batch(set)
-	for i, budget := len(replicas)-1, maxUnavailable-down; i >= 0 && start+i >= partition && budget > 0; i-- {
+	for i, budget := len(replicas)-1, maxUnavailable-down; i >= 0 && i >= partition && budget > 0; i-- {
 		p := replicas[i]
 		if p == nil || p.DeletionTimestamp != nil || revisionOf(p) == revs.update {
 			continue
