@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"k8s.io/klog/v2"
 	"log/slog"
 	"time"
 
@@ -124,15 +125,14 @@ func (c *NodeLifecycle) Reconcile(ctx context.Context) error {
 			if err := c.update(ctx, rec, node); err != nil {
 				return err
 			}
-		case !reachable && ready != nil && now.Sub(ready.LastTransitionTime.Time) >= c.EvictionTimeout:
-			if agentsAlive == 0 {
-				continue // every agent at once: the masters are cut off, not the agents
-			}
-			if err := c.evict(ctx, st, node.Name); err != nil {
-				return err
-			}
 		case !reachable:
 			if err := c.markPodsNotReady(ctx, st, node.Name, now); err != nil {
+				return err
+			}
+			if ready == nil || agentsAlive == 0 {
+				continue // every agent at once: the masters are cut off, not the agents
+			}
+			if err := c.evict(ctx, st, node.Name, now.Sub(ready.LastTransitionTime.Time)); err != nil {
 				return err
 			}
 		}
@@ -258,11 +258,17 @@ func markNotReady(pod *corev1.Pod, now time.Time) bool {
 	return false // never Ready: nothing to take back
 }
 
-// evict deletes the pods bound to node, each conditional on the revision it was read at.
-// The node's agent is gone, so nobody would finish a graceful deletion: pods go at once
-// (Client.ForceDeleteOps; a pod with finalizers, such as a Job's tracking finalizer, is
-// marked with no grace so its owner accounts for it first).
-func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string) error {
+// evict deletes the pods bound to node, unreachable for that long, whose time is up, each
+// conditional on the revision it was read at. As Kubernetes' taint-based eviction, a pod's
+// toleration of node.kubernetes.io/unreachable:NoExecute decides: none, and it goes after
+// EvictionTimeout (what kube's default tolerationSeconds gives every pod); with
+// tolerationSeconds, after that; without, never (DaemonSet pods). The node's agent is gone,
+// so nobody would finish a graceful deletion: pods go at once (Client.ForceDeleteOps; a pod
+// with finalizers, such as a Job's tracking finalizer, is marked with no grace so its owner
+// accounts for it first) — except a StatefulSet's, which is only marked: its replacement
+// carries the same identity, and the node may be partitioned rather than dead, so it waits
+// for the node or an operator, as in Kubernetes.
+func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string, unreachableFor time.Duration) error {
 	client := &Client{Store: c.Store, Now: c.Now}
 	bound, err := ListField[*corev1.Pod](st, pods, "spec.nodeName", node)
 	if err != nil {
@@ -270,7 +276,15 @@ func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string) e
 	}
 	var ops []fsm.Op
 	for _, pod := range bound {
-		podOps, err := client.ForceDeleteOps(pods, pod)
+		if after, ok := c.evictAfter(pod); !ok || unreachableFor < after {
+			continue
+		}
+		var podOps []fsm.Op
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" {
+			podOps, err = client.DeleteOps(pods, pod, metav1.DeletePropagationBackground)
+		} else {
+			podOps, err = client.ForceDeleteOps(pods, pod)
+		}
 		if err != nil {
 			return err
 		}
@@ -288,4 +302,20 @@ func (c *NodeLifecycle) evict(ctx context.Context, st *fsm.State, node string) e
 		return res.Err
 	}
 	return nil
+}
+
+// evictAfter is how long pod may stay on an unreachable node, and false if forever.
+func (c *NodeLifecycle) evictAfter(pod *corev1.Pod) (time.Duration, bool) {
+	taint := &corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute}
+	for i := range pod.Spec.Tolerations {
+		t := &pod.Spec.Tolerations[i]
+		if !t.ToleratesTaint(klog.Logger{}, taint, false) {
+			continue
+		}
+		if t.TolerationSeconds == nil {
+			return 0, false
+		}
+		return time.Duration(max(*t.TolerationSeconds, 0)) * time.Second, true
+	}
+	return c.EvictionTimeout, true
 }
