@@ -60,6 +60,25 @@ type podWorker struct {
 	syncedAt time.Time
 }
 
+// retryLater backs key (a failed pull or start) off: its delay starts at backoffBase and
+// doubles up to backoffMax, counted from now.
+func (w *podWorker) retryLater(key string) {
+	d := min(max(2*w.delay[key], backoffBase), backoffMax)
+	w.delay[key], w.nextStart[key] = d, time.Now().Add(d)
+}
+
+// terminationGrace is how long pod's containers get between SIGTERM and SIGKILL: the
+// deletion's grace period once the pod is being deleted, else its spec's, else 30 s.
+func terminationGrace(pod *corev1.Pod) time.Duration {
+	switch {
+	case pod.DeletionTimestamp != nil && pod.DeletionGracePeriodSeconds != nil:
+		return time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	case pod.Spec.TerminationGracePeriodSeconds != nil:
+		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	return 30 * time.Second
+}
+
 // claim marks pod uid's worker busy for the caller and returns it with when its last sync
 // ended; ok is false when another goroutine has it (a later pass is asked for then if rv,
 // the pod's resourceVersion, is not the one that goroutine works from).
@@ -275,10 +294,7 @@ func attempt(c ContainerStatus) int {
 func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs []ContainerStatus) error {
 	uid := string(pod.UID)
 	if pod.DeletionTimestamp != nil {
-		grace := 30 * time.Second
-		if pod.DeletionGracePeriodSeconds != nil {
-			grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
-		}
+		grace := terminationGrace(pod)
 		for _, c := range ctrs {
 			if c.State == StateRunning {
 				a.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container "+c.Labels[labelContainer])
@@ -377,10 +393,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 		if out.kill {
 			a.log.Info("restarting container", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "reason", out.reason)
 			a.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, out.reason))
-			grace := 30 * time.Second
-			if pod.Spec.TerminationGracePeriodSeconds != nil {
-				grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
-			}
+			grace := terminationGrace(pod)
 			a.stopContainers(ctx, pod, w, []ContainerStatus{st}, grace)
 			if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
 				cur, prev = latest(now)
@@ -391,10 +404,7 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, w *podWorker, ctrs
 	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
 		// The main containers are done for good: sidecars stop too, so the pod can end.
 		if running := runningSidecars(pod, cur); len(running) > 0 {
-			grace := 30 * time.Second
-			if pod.Spec.TerminationGracePeriodSeconds != nil {
-				grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
-			}
+			grace := terminationGrace(pod)
 			a.stopContainers(ctx, pod, w, running, grace)
 			if now, err := a.cfg.Runtime.List(ctx, map[string]string{labelPodUID: uid}); err == nil {
 				cur, prev = latest(now)
@@ -576,8 +586,7 @@ func (a *Agent) maybeStart(ctx context.Context, pod *corev1.Pod, w *podWorker, c
 		a.event(pod, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	}
 	if err != nil {
-		d := min(max(2*w.delay[startKey], backoffBase), backoffMax)
-		w.delay[startKey], w.nextStart[startKey] = d, time.Now().Add(d)
+		w.retryLater(startKey)
 		return
 	}
 	delete(w.delay, startKey)
@@ -902,13 +911,7 @@ func (a *Agent) ensureImage(ctx context.Context, pod *corev1.Pod, w *podWorker, 
 	if _, err := a.cfg.Runtime.Pull(ctx, c.Image, a.cfg.InsecureRegistries); err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
 		a.event(pod, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
-		d := w.delay[key]
-		if d == 0 {
-			d = backoffBase
-		} else if d *= 2; d > backoffMax {
-			d = backoffMax
-		}
-		w.delay[key], w.nextStart[key] = d, time.Now().Add(d)
+		w.retryLater(key)
 		return false
 	}
 	delete(w.delay, key)
